@@ -1,0 +1,1 @@
+"""Thrive recognition service."""
