@@ -1,0 +1,25 @@
+"""Kafka topic names. Versioned in the name: a new schema means a new topic."""
+
+HELP_REQUESTED = "thrive.help.requested.v1"
+ASK_STATUS = "thrive.ask.status.v1"
+HELP_OFFERED = "thrive.help.offered.v1"
+HELP_RECEIVED = "thrive.help.received.v1"
+MILESTONE_REACHED = "thrive.milestone.reached.v1"
+CELEBRATION_DELIVERED = "thrive.celebration.delivered.v1"
+LEADERBOARD_CHANGED = "thrive.leaderboard.changed.v1"
+INGEST_HELP = "thrive.ingest.help.v1"
+DIRECTORY_PERSON = "directory.person.v1"  # compacted
+DLQ = "thrive.dlq.v1"
+
+ALL_TOPICS = (
+    HELP_REQUESTED,
+    ASK_STATUS,
+    HELP_OFFERED,
+    HELP_RECEIVED,
+    MILESTONE_REACHED,
+    CELEBRATION_DELIVERED,
+    LEADERBOARD_CHANGED,
+    INGEST_HELP,
+    DIRECTORY_PERSON,
+    DLQ,
+)
