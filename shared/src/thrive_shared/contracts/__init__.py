@@ -1,10 +1,12 @@
 """Thrive's event contracts: envelope, payloads, topics, and parsing by topic."""
 
-from thrive_shared.contracts import topics
+from thrive_shared.contracts import dlq, topics
 from thrive_shared.contracts.envelope import (
     Envelope,
     EventData,
     InvalidEvent,
+    Tombstone,
+    envelope_type,
     make_event,
     parse_event,
 )
@@ -31,10 +33,12 @@ from thrive_shared.contracts.events import (
     Visibility,
 )
 from thrive_shared.contracts.registry import TYPES_BY_TOPIC, parse_for_topic
+from thrive_shared.contracts.upcast import UPCASTERS, Upcasters
 
 __all__ = [
     "ALL_EVENTS",
     "TYPES_BY_TOPIC",
+    "UPCASTERS",
     "AskSize",
     "AskStatus",
     "AskStatusChanged",
@@ -56,7 +60,11 @@ __all__ = [
     "PersonUpserted",
     "RankMove",
     "Standing",
+    "Tombstone",
+    "Upcasters",
     "Visibility",
+    "dlq",
+    "envelope_type",
     "make_event",
     "parse_event",
     "parse_for_topic",

@@ -6,9 +6,16 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from thrive_shared.contracts.upcast import UPCASTERS, UpcastError, Upcasters
+
 SPECVERSION: Literal["1.0"] = "1.0"
+
+# Producers always send these; a default filled in by a consumer would break dedup
+# (a fresh id per redelivery) or replay (a fresh time), so parsing requires them.
+WIRE_REQUIRED: tuple[str, ...] = ("specversion", "id", "source", "type", "time", "subject", "data")
 
 
 class EventData(BaseModel):
@@ -19,6 +26,8 @@ class EventData(BaseModel):
     TOPIC: ClassVar[str]
     TYPE: ClassVar[str]
     SCHEMA_VERSION: ClassVar[int] = 1
+    # Earlier topic versions whose events this class still reads, upcast on consume.
+    PAST_TOPICS: ClassVar[tuple[str, ...]] = ()
 
     def partition_key(self) -> str:
         """The person (or board) this event is mostly about; Kafka's partition key."""
@@ -33,7 +42,9 @@ class Envelope(BaseModel, Generic[DataT]):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    specversion: Literal["1.0"] = SPECVERSION
+    specversion: Literal["1.0"] = Field(
+        default=SPECVERSION, description="CloudEvents specification version."
+    )
     id: str = Field(
         default_factory=lambda: str(uuid.uuid4()),
         min_length=1,
@@ -46,11 +57,16 @@ class Envelope(BaseModel, Generic[DataT]):
         description="Who produced the event: 'thrive/recognition', 'helpdesk', ...",
     )
     type: str = Field(min_length=1, max_length=200, description="e.g. 'thrive.help.received'")
-    time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    time: datetime = Field(
+        default_factory=lambda: datetime.now(UTC),
+        description="When the fact happened (RFC 3339).",
+    )
     subject: str = Field(
         min_length=1, max_length=200, description="The partition key: mostly a person id."
     )
-    datacontenttype: Literal["application/json"] = "application/json"
+    datacontenttype: Literal["application/json"] = Field(
+        default="application/json", description="Encoding of `data`: always JSON."
+    )
     schemaversion: int = Field(default=1, ge=1, description="Version of `data`'s schema.")
     data: DataT
 
@@ -67,11 +83,23 @@ class InvalidEvent(ValueError):
         self.reason = reason
 
 
+class Tombstone(InvalidEvent):
+    """A record with a null value: compaction's delete marker, not an event."""
+
+    def __init__(self) -> None:
+        super().__init__("value: empty record (tombstone)")
+
+
+def envelope_type(data_type: type[DataT]) -> type[Envelope[DataT]]:
+    """The concrete envelope model for a payload type (pydantic caches it)."""
+    return Envelope[data_type]  # type: ignore[valid-type]
+
+
 def make_event(
     data: DataT,
     *,
     source: str,
-    id: str | None = None,  # noqa: A002 - CloudEvents calls it id
+    id: str | None = None,
     time: datetime | None = None,
     subject: str | None = None,
 ) -> Envelope[DataT]:
@@ -87,22 +115,78 @@ def make_event(
         fields["id"] = id
     if time is not None:
         fields["time"] = time
-    return Envelope[type(data)](**fields)  # type: ignore[misc]
+    return envelope_type(type(data))(**fields)
 
 
-def parse_event(raw: bytes | str, data_type: type[DataT]) -> Envelope[DataT]:
-    """Validate bytes as an envelope carrying `data_type`, or raise InvalidEvent with a reason."""
+def load_json_object(raw: bytes | str) -> dict[str, Any]:
+    """Decode a record value to a JSON object, or raise InvalidEvent saying why not."""
     try:
-        env = Envelope[data_type].model_validate_json(raw)  # type: ignore[valid-type]
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "<root>"
-        raise InvalidEvent(f"{where}: {first.get('msg', 'invalid')}") from exc
-    if env.type != data_type.TYPE:
-        raise InvalidEvent(f"type: expected {data_type.TYPE!r}, got {env.type!r}")
-    if env.schemaversion > data_type.SCHEMA_VERSION:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent(f"<root>: not JSON ({exc.msg})") from exc
+    if not isinstance(obj, dict):
+        raise InvalidEvent(f"<root>: not a JSON object (got {type(obj).__name__})")
+    return obj
+
+
+def parse_event(
+    raw: bytes | str,
+    data_type: type[DataT],
+    *,
+    upcasters: Upcasters = UPCASTERS,
+) -> Envelope[DataT]:
+    """Validate bytes as an envelope carrying `data_type`, or raise InvalidEvent with a reason."""
+    return parse_event_object(load_json_object(raw), data_type, upcasters=upcasters)
+
+
+def parse_event_object(
+    obj: dict[str, Any],
+    data_type: type[DataT],
+    *,
+    upcasters: Upcasters = UPCASTERS,
+) -> Envelope[DataT]:
+    """Validate a decoded JSON object as an envelope of `data_type`, upcasting older versions."""
+    if "type" not in obj:
+        raise InvalidEvent("type: Field required")
+    if obj["type"] != data_type.TYPE:
+        raise InvalidEvent(f"type: expected {data_type.TYPE!r}, got {obj['type']!r}")
+    for name in WIRE_REQUIRED:
+        if name not in obj:
+            raise InvalidEvent(f"{name}: Field required")
+    version = obj.get("schemaversion", 1)
+    # bool is an int in Python but not a version on the wire.
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise InvalidEvent(f"schemaversion: Input should be a valid integer, got {version!r}")
+    if version < 1:
+        raise InvalidEvent(f"schemaversion: Input should be greater than or equal to 1 ({version})")
+    if version > data_type.SCHEMA_VERSION:
+        # Checked before validation: a newer payload may fail the older model, and the
+        # operator needs to hear "upgrade this consumer", not "unexpected field".
         raise InvalidEvent(
-            f"schemaversion: {env.schemaversion} is newer than supported "
-            f"{data_type.SCHEMA_VERSION}"
+            f"schemaversion: {version} is newer than supported {data_type.SCHEMA_VERSION}"
         )
-    return env
+    if version < data_type.SCHEMA_VERSION:
+        try:
+            obj = upcasters.upcast(
+                obj,
+                event_type=data_type.TYPE,
+                from_version=version,
+                to_version=data_type.SCHEMA_VERSION,
+            )
+        except UpcastError as exc:
+            raise InvalidEvent(f"schemaversion: {exc}") from exc
+    try:
+        return envelope_type(data_type).model_validate(obj)
+    except ValidationError as exc:
+        raise InvalidEvent(_reason(exc)) from exc
+
+
+def _reason(exc: ValidationError) -> str:
+    """'data.helper: Field required' for the first error, and how many more there are."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    where = ".".join(str(p) for p in first.get("loc", ())) or "<root>"
+    reason = f"{where}: {first.get('msg', 'invalid')}"
+    if len(errors) > 1:
+        reason += f" (and {len(errors) - 1} more)"
+    return reason

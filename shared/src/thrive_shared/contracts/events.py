@@ -23,6 +23,11 @@ def _normalise_theme(value: str) -> str:
     return value
 
 
+def _dedupe(values: list[str]) -> list[str]:
+    # '#Python' and 'python' are one theme once normalised; count it once.
+    return list(dict.fromkeys(values))
+
+
 PersonId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._@:-]+$")]
 TeamId = Annotated[str, Field(min_length=1, max_length=100)]
 Theme = Annotated[
@@ -30,7 +35,7 @@ Theme = Annotated[
     Field(min_length=1, max_length=50, pattern=r"^#?[A-Za-z0-9][A-Za-z0-9_-]*$"),
     AfterValidator(_normalise_theme),
 ]
-Themes = Annotated[list[Theme], Field(max_length=10)]
+Themes = Annotated[list[Theme], Field(max_length=10), AfterValidator(_dedupe)]
 
 
 class AskSize(StrEnum):
@@ -92,7 +97,8 @@ class AskStatusChanged(EventData):
     status: AskStatus
     offer_id: str | None = None
     helper: PersonId | None = Field(
-        default=None, description="Whose accepted offer resolved it: the asker is prompted to thank them."
+        default=None,
+        description="Whose accepted offer resolved it: the asker is prompted to thank them.",
     )
     themes: Themes = Field(default_factory=list)
 
