@@ -1,0 +1,121 @@
+"""Producing to Kafka safely: acks=all, idempotence, recovery from a stuck producer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber
+from faststream.kafka import KafkaBroker
+
+log = logging.getLogger(__name__)
+
+# aiokafka defaults to acks=1 and no idempotence: a leader crash can lose acknowledged
+# records and a retry can duplicate them. These are the settings every Thrive producer uses.
+PRODUCER_SETTINGS: dict[str, Any] = {
+    "acks": "all",
+    "enable_idempotence": True,
+    "linger_ms": 5,
+    "max_batch_size": 512 * 1024,
+    "request_timeout_ms": 30_000,
+}
+
+
+def make_broker(bootstrap_servers: str, *, client_id: str, **kwargs: Any) -> KafkaBroker:
+    """A faststream KafkaBroker whose producer uses PRODUCER_SETTINGS."""
+    settings = {**PRODUCER_SETTINGS, **kwargs}
+    return KafkaBroker(
+        bootstrap_servers,
+        client_id=client_id,
+        graceful_timeout=15.0,
+        **settings,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingRecord:
+    """A record to produce: raw value bytes, key, headers."""
+
+    topic: str
+    key: str
+    value: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Publisher:
+    """A publisher-only broker that can be recreated when its idempotent producer gets stuck.
+
+    aiokafka's idempotent producer has been seen stuck on OutOfOrderSequenceNumber after a
+    short broker outage until restarted (aiokafka#1017); recreating the producer resets its
+    producer id and sequence numbers.
+    """
+
+    def __init__(self, bootstrap_servers: str, *, client_id: str) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.client_id = client_id
+        self._broker: KafkaBroker | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Connect the producer."""
+        async with self._lock:
+            if self._broker is None:
+                broker = make_broker(self.bootstrap_servers, client_id=self.client_id)
+                await broker.connect()
+                self._broker = broker
+
+    async def stop(self) -> None:
+        """Flush and close the producer."""
+        async with self._lock:
+            if self._broker is not None:
+                broker, self._broker = self._broker, None
+                await broker.stop()
+
+    async def reset(self) -> None:
+        """Throw the producer away and make a new one."""
+        log.warning("recreating Kafka producer", extra={"client_id": self.client_id})
+        await self.stop()
+        await self.start()
+
+    async def send_all(self, records: Sequence[OutgoingRecord]) -> None:
+        """Produce records in order and wait until the broker acknowledged every one."""
+        if not records:
+            return
+        if self._broker is None:
+            await self.start()
+        assert self._broker is not None
+        futures = []
+        try:
+            for rec in records:
+                fut = await self._broker.publish(
+                    rec.value,
+                    topic=rec.topic,
+                    key=rec.key.encode(),
+                    headers=rec.headers,
+                    no_confirm=True,
+                )
+                futures.append(fut)
+            await asyncio.gather(*futures)
+        except OutOfOrderSequenceNumber:
+            for fut in futures:
+                if not fut.done():
+                    fut.cancel()
+            await self.reset()
+            raise
+        except KafkaError:
+            for fut in futures:
+                if not fut.done():
+                    fut.cancel()
+            raise
+
+    async def ping(self) -> bool:
+        """True if the producer is connected and the cluster answers a metadata request."""
+        if self._broker is None:
+            return False
+        try:
+            return bool(await self._broker.ping(timeout=2.0))
+        except Exception:  # readiness probe: any failure means not ready
+            return False

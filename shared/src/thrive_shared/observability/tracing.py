@@ -1,0 +1,64 @@
+"""OpenTelemetry setup and W3C trace-context propagation through Kafka headers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+
+log = logging.getLogger(__name__)
+_configured = False
+
+
+def setup_tracing(
+    service_name: str,
+    *,
+    otlp_endpoint: str | None = None,
+    exporter: SpanExporter | None = None,
+) -> TracerProvider | None:
+    """Install a tracer provider once per process; export via OTLP/HTTP if an endpoint is set."""
+    global _configured
+    if _configured:
+        provider = trace.get_tracer_provider()
+        return provider if isinstance(provider, TracerProvider) else None
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    if exporter is None and otlp_endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        exporter = OTLPSpanExporter(endpoint=otlp_endpoint.rstrip("/") + "/v1/traces")
+    if exporter is not None:
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    _configured = True
+    return provider
+
+
+def inject_headers(headers: dict[str, str] | None = None) -> dict[str, str]:
+    """Current trace context as W3C headers (traceparent, tracestate) for a Kafka record."""
+    carrier: dict[str, str] = dict(headers or {})
+    propagate.inject(carrier)
+    return carrier
+
+
+def context_from_headers(
+    headers: Mapping[str, str] | Iterable[tuple[str, bytes]] | None,
+) -> otel_context.Context:
+    """The trace context a producer put in a record's headers (or an empty one)."""
+    if headers is None:
+        return otel_context.Context()
+    if isinstance(headers, Mapping):
+        carrier = dict(headers)
+    else:
+        carrier = {k: (v.decode("utf-8", "replace") if v is not None else "") for k, v in headers}
+    return propagate.extract(carrier)
+
+
+def current_trace_id() -> str | None:
+    """Hex trace id of the active span, for logs."""
+    ctx = trace.get_current_span().get_span_context()
+    return format(ctx.trace_id, "032x") if ctx.is_valid else None

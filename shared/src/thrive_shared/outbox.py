@@ -1,0 +1,189 @@
+"""Transactional outbox: events written with the business change, relayed to Kafka after commit.
+
+`enqueue` inserts into the service's `outbox` table inside the caller's transaction and
+NOTIFYs the relay (delivered only if that transaction commits). The relay takes rows in
+id order under an advisory lock (one relay per schema at a time, so order per key holds
+even with several replicas), produces them with acks=all + idempotence, waits for every
+acknowledgement, then deletes them. A crash between produce and delete re-sends those rows;
+consumers deduplicate on (source, id), so the effect stays exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import zlib
+from typing import Any
+
+import asyncpg
+
+from thrive_shared.contracts import Envelope
+from thrive_shared.kafka.producer import OutgoingRecord, Publisher
+from thrive_shared.observability import inject_headers, metrics
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "thrive_outbox"
+
+_INSERT = """
+INSERT INTO outbox (topic, key, event_id, event_type, payload, headers)
+VALUES ($1, $2, $3, $4, $5, $6)
+"""
+_INSERT_MANY = """
+INSERT INTO outbox (topic, key, event_id, event_type, payload, headers)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::jsonb[])
+"""
+_TAKE = """
+SELECT id, topic, key, event_type, payload, headers FROM outbox ORDER BY id LIMIT $1
+"""
+_DELETE_UPTO = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
+_STATS = "SELECT count(*) AS n, min(created_at) AS oldest, now() AS now FROM outbox"
+
+
+def _row(envelope: Envelope[Any], topic: str | None, key: str | None) -> tuple[Any, ...]:
+    return (
+        topic or envelope.data.TOPIC,
+        key or envelope.subject,
+        envelope.id,
+        envelope.type,
+        envelope.to_json(),
+        inject_headers({"ce-id": envelope.id, "ce-type": envelope.type}),
+    )
+
+
+async def enqueue(
+    conn: asyncpg.Connection,
+    envelope: Envelope[Any],
+    *,
+    topic: str | None = None,
+    key: str | None = None,
+) -> None:
+    """Add an event to the outbox in the caller's transaction (the trace context goes along)."""
+    await conn.execute(_INSERT, *_row(envelope, topic, key))
+    await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
+
+
+async def enqueue_many(conn: asyncpg.Connection, envelopes: list[Envelope[Any]]) -> None:
+    """Add several events in one round trip, in order."""
+    if not envelopes:
+        return
+    rows = [_row(e, None, None) for e in envelopes]
+    await conn.execute(_INSERT_MANY, *[list(col) for col in zip(*rows, strict=True)])
+    await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
+
+
+class OutboxRelay:
+    """Moves outbox rows to Kafka, in order, as soon as they are committed."""
+
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        publisher: Publisher,
+        service: str,
+        schema: str,
+        batch_size: int = 1000,
+        idle_poll: float = 1.0,
+    ) -> None:
+        self.pool = pool
+        self.publisher = publisher
+        self.service = service
+        self.schema = schema
+        self.batch_size = batch_size
+        self.idle_poll = idle_poll
+        self.published = 0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._listener: asyncpg.Connection | None = None
+        # One relay per schema cluster-wide; a stable 64-bit key from the schema name.
+        self._lock_key = zlib.crc32(f"thrive-outbox:{schema}".encode())
+
+    async def start(self) -> None:
+        """Start relaying in the background."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self.service}")
+
+    async def stop(self) -> None:
+        """Stop relaying (rows not yet relayed stay in the table for next time)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._close_listener()
+
+    def wake(self) -> None:
+        """Relay now rather than at the next poll."""
+        self._wake.set()
+
+    async def _close_listener(self) -> None:
+        if self._listener is not None:
+            conn, self._listener = self._listener, None
+            with contextlib.suppress(Exception):
+                await self.pool.release(conn)
+
+    async def _ensure_listener(self) -> None:
+        if self._listener is None or self._listener.is_closed():
+            conn = await self.pool.acquire()
+            await conn.add_listener(CHANNEL, lambda *_: self._wake.set())
+            self._listener = conn
+
+    async def _run(self) -> None:
+        backoff = 0.2
+        while True:
+            try:
+                await self._ensure_listener()
+                moved = await self.relay_once()
+                backoff = 0.2
+                if moved < self.batch_size:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.idle_poll)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("outbox relay failed; retrying", exc_info=True)
+                await self._close_listener()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def relay_once(self) -> int:
+        """Relay one batch of rows; return how many were published."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            got = await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", self._lock_key)
+            if not got:
+                return 0  # another replica is relaying this schema
+            rows = await conn.fetch(_TAKE, self.batch_size)
+            if rows:
+                records = [
+                    OutgoingRecord(
+                        topic=r["topic"],
+                        key=r["key"],
+                        value=bytes(r["payload"]),
+                        headers=dict(r["headers"] or {}),
+                    )
+                    for r in rows
+                ]
+                await self.publisher.send_all(records)
+                await conn.execute(_DELETE_UPTO, [r["id"] for r in rows])
+                for r in rows:
+                    metrics.EVENTS_PRODUCED.labels(self.service, r["topic"], r["event_type"]).inc()
+                self.published += len(rows)
+            stats = await conn.fetchrow(_STATS)
+        metrics.OUTBOX_BACKLOG.labels(self.service).set(stats["n"])
+        age = (stats["now"] - stats["oldest"]).total_seconds() if stats["oldest"] else 0.0
+        metrics.OUTBOX_OLDEST_AGE.labels(self.service).set(max(0.0, age))
+        return len(rows)
+
+
+async def wait_until_empty(pool: asyncpg.Pool, *, deadline_s: float = 10.0) -> None:
+    """Wait until every outbox row was relayed (for tests and graceful shutdown)."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        async with pool.acquire() as conn:
+            if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM outbox)"):
+                return
+        await asyncio.sleep(0.02)
+    raise TimeoutError("outbox not drained in time")

@@ -1,0 +1,36 @@
+"""Settings every service shares; each service subclasses with its own env prefix."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    """Where Kafka and Postgres are, and how to observe the service."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore")
+
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:19092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers"),
+    )
+    database_url: str = Field(
+        default="postgresql://thrive:thrive@127.0.0.1:15432/thrive",
+        validation_alias=AliasChoices("DATABASE_URL", "database_url"),
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "otel_exporter_otlp_endpoint"),
+        description="OTLP/HTTP endpoint for traces; none means spans are not exported.",
+    )
+    log_level: str = Field(default="INFO", validation_alias=AliasChoices("LOG_LEVEL", "log_level"))
+    log_json: bool = Field(default=True, validation_alias=AliasChoices("LOG_JSON", "log_json"))
+    host: str = "127.0.0.1"
+    port: int = 8100
+    db_pool_min: int = 2
+    db_pool_max: int = 10
+    consumer_max_records: int = 500
+    consumer_max_attempts: int = Field(
+        default=3, description="Handler failures per event before it is dead-lettered."
+    )
