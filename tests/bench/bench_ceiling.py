@@ -6,7 +6,9 @@ With nothing of Thrive's own in the way, how fast can this machine
 - decode + validate them (`parse_for_topic`, the CPU cost every consumer pays),
 - COPY the same rows into Postgres (asyncpg copy_records_to_table)?
 
-Knobs (environment): BENCH_CEILING_EVENTS (default 100000) for a quick run.
+Each step runs BENCH_CEILING_ROUNDS times (default 3) and the best round is the figure: on a
+shared machine neighbours only ever slow a round down. BENCH_CEILING_EVENTS (default 100000)
+shrinks the run for a quick try.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from thrive_shared.contracts import (
     parse_for_topic,
     topics,
 )
+from thrive_shared.kafka.producer import PRODUCER_SETTINGS as SHARED_PRODUCER_SETTINGS
 
 from .harness import (
     BenchContext,
@@ -39,25 +42,19 @@ from .harness import (
     ceiling_measurement,
     cpu_calibration,
     now_ns,
-    per_second,
 )
 
 EVENTS = int(os.environ.get("BENCH_CEILING_EVENTS", "100000"))
 WARMUP_EVENTS = min(EVENTS, 10_000)
+ROUNDS = int(os.environ.get("BENCH_CEILING_ROUNDS", "3"))
 PARTITIONS = 3
 SEED = 20260101
 SOURCE = "thrive/recognition"
 CONSUME_TIMEOUT_S = 120.0
 
-# Producer settings: what Thrive's producers use (acks=all + idempotence, no compression),
-# with batches big enough that the client, not the batch size, is the limit.
-PRODUCER_SETTINGS: dict[str, Any] = {
-    "acks": "all",
-    "enable_idempotence": True,
-    "linger_ms": 5,
-    "compression_type": None,
-    "max_batch_size": 256 * 1024,
-}
+# The settings every Thrive producer uses (acks=all, idempotence, linger, big batches), with
+# compression off so the figure is the broker's and client's, not the codec's.
+PRODUCER_SETTINGS: dict[str, Any] = {**SHARED_PRODUCER_SETTINGS, "compression_type": None}
 CONSUMER_MAX_RECORDS = 1000
 
 # ---------------------------------------------------------------------------------------------
@@ -172,7 +169,7 @@ def to_row(env: Envelope[HelpReceived]) -> tuple[Any, ...]:
     )
 
 
-TABLE = "help_received"
+TABLE = "help_received"  # one per round: help_received_0, _1, ...
 # fmt: off
 COLUMNS = [
     "event_id", "source", "subject", "event_time", "thanks_id", "giver", "helper", "giver_team",
@@ -180,8 +177,8 @@ COLUMNS = [
     "origin", "given_at",
 ]
 # fmt: on
-DDL = f"""
-CREATE TABLE {TABLE} (
+DDL = """
+CREATE TABLE {table} (
     event_id    uuid PRIMARY KEY,
     source      text NOT NULL,
     subject     text NOT NULL,
@@ -206,10 +203,8 @@ CREATE TABLE {TABLE} (
 # Measurements
 
 
-async def _produce(
-    ctx: BenchContext, topic: str, records: list[tuple[bytes, bytes]]
-) -> tuple[float, float]:
-    """Send every record and await every ack; returns (seconds, total value bytes)."""
+async def _produce(ctx: BenchContext, topic: str, records: list[tuple[bytes, bytes]]) -> float:
+    """Send every record and await every ack; returns the seconds that took."""
     producer = AIOKafkaProducer(
         bootstrap_servers=ctx.kafka_bootstrap, client_id="thrive-bench-ceiling", **PRODUCER_SETTINGS
     )
@@ -221,7 +216,7 @@ async def _produce(
             await asyncio.gather(*futures)
     finally:
         await producer.stop()
-    return sw.seconds, float(sum(len(v) for _, v in records))
+    return sw.seconds
 
 
 async def _consume(ctx: BenchContext, topic: str, expected: int) -> dict[str, float]:
@@ -241,7 +236,7 @@ async def _consume(ctx: BenchContext, topic: str, expected: int) -> dict[str, fl
         while not consumer.assignment():
             if now_ns() > deadline:
                 raise TimeoutError("consumer got no partitions assigned")
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.001)
         join_s = (now_ns() - join_start) / 1e9
         seen = 0
         size = 0
@@ -276,22 +271,23 @@ def _decode(values: list[bytes]) -> tuple[float, float]:
     return raw.seconds, validated.seconds
 
 
-async def _copy(ctx: BenchContext, rows: list[tuple[Any, ...]]) -> tuple[float, str]:
-    """COPY rows into a fresh table of a fresh database; returns (seconds, server version)."""
-    async with ctx.fresh_database("bench_ceiling") as url:
-        conn = await asyncpg.connect(url)
-        try:
-            await conn.execute(DDL)
-            with Stopwatch() as sw:
-                async with conn.transaction():
-                    await conn.copy_records_to_table(TABLE, records=rows, columns=COLUMNS)
-            stored = await conn.fetchval(f"SELECT count(*) FROM {TABLE}")
-            version = await conn.fetchval("SHOW server_version")
-        finally:
-            await conn.close()
+async def _copy(conn: asyncpg.Connection, table: str, rows: list[tuple[Any, ...]]) -> float:
+    """COPY rows into a new table in one transaction; returns the seconds the COPY took."""
+    await conn.execute(DDL.format(table=table))
+    with Stopwatch() as sw:
+        async with conn.transaction():
+            await conn.copy_records_to_table(table, records=rows, columns=COLUMNS)
+    stored = await conn.fetchval(f"SELECT count(*) FROM {table}")
     if stored != len(rows):
         raise RuntimeError(f"COPY stored {stored} rows, expected {len(rows)}")
-    return sw.seconds, str(version)
+    await conn.execute(f"DROP TABLE {table}")
+    return sw.seconds
+
+
+def _best(name: str, unit: str, rates: list[float]) -> tuple[str, Figure]:
+    """A ceiling is the best the machine managed: neighbours only ever slow a round down."""
+    rounds = ", ".join(f"{r:,.0f}" if r >= 100 else f"{r:.3g}" for r in rates)
+    return name, Figure(max(rates), unit, f"best of {len(rates)}: {rounds}")
 
 
 async def measure(ctx: BenchContext) -> Measurement:
@@ -303,46 +299,65 @@ async def measure(ctx: BenchContext) -> Measurement:
         rows = [to_row(e) for e in events]
     values = [v for _, v in records]
     sizes = sorted(len(v) for v in values)
-    mb = 1e6
+    total_mb = sum(sizes) / 1e6
 
     # A fresh broker JVM is several times slower on its first few MB: warm it up, untimed.
     async with ctx.fresh_topic("bench.ceiling.warmup", partitions=PARTITIONS) as warmup:
         await _produce(ctx, warmup, records[:WARMUP_EVENTS])
-    async with ctx.fresh_topic("bench.ceiling", partitions=PARTITIONS) as topic:
-        produce_s, produced_bytes = await _produce(ctx, topic, records)
-        consumed = await _consume(ctx, topic, EVENTS)
-    raw_s, validate_s = _decode(values)
-    copy_s, pg_version = await _copy(ctx, rows)
+
+    produce_s: list[float] = []
+    consumed: list[dict[str, float]] = []
+    for _ in range(ROUNDS):
+        async with ctx.fresh_topic("bench.ceiling", partitions=PARTITIONS) as topic:
+            produce_s.append(await _produce(ctx, topic, records))
+            consumed.append(await _consume(ctx, topic, EVENTS))
+    decoded = [_decode(values) for _ in range(ROUNDS)]
+    async with ctx.fresh_database("bench_ceiling") as url:
+        conn = await asyncpg.connect(url)
+        try:
+            copy_s = [await _copy(conn, f"{TABLE}_{n}", rows) for n in range(ROUNDS)]
+            pg_version = await conn.fetchval("SHOW server_version")
+        finally:
+            await conn.close()
     calibration_end = cpu_calibration()
 
-    figures = {
-        "kafka_produce_events_per_s": Figure(per_second(EVENTS, produce_s), "events/s"),
-        "kafka_produce_mb_per_s": Figure(per_second(produced_bytes / mb, produce_s), "MB/s"),
-        "kafka_consume_events_per_s": Figure(per_second(EVENTS, consumed["seconds"]), "events/s"),
-        "kafka_consume_mb_per_s": Figure(
-            per_second(consumed["bytes"] / mb, consumed["seconds"]), "MB/s"
-        ),
-        "decode_validate_events_per_s": Figure(per_second(EVENTS, validate_s), "events/s"),
-        "json_decode_events_per_s": Figure(per_second(EVENTS, raw_s), "events/s"),
-        "pg_copy_rows_per_s": Figure(per_second(EVENTS, copy_s), "rows/s"),
-        "consumer_group_join_s": Figure(consumed["join_s"], "s"),
-        "cpu_calibration_start_ops_per_s": Figure(calibration_start, "ops/s"),
-        "cpu_calibration_end_ops_per_s": Figure(calibration_end, "ops/s"),
-    }
+    consume_s = [c["seconds"] for c in consumed]
+    figures = dict(
+        [
+            _best("kafka_produce_events_per_s", "events/s", [EVENTS / t for t in produce_s]),
+            _best("kafka_produce_mb_per_s", "MB/s", [total_mb / t for t in produce_s]),
+            _best("kafka_consume_events_per_s", "events/s", [EVENTS / t for t in consume_s]),
+            _best(
+                "kafka_consume_mb_per_s",
+                "MB/s",
+                [c["bytes"] / 1e6 / c["seconds"] for c in consumed],
+            ),
+            _best("decode_validate_events_per_s", "events/s", [EVENTS / v for _, v in decoded]),
+            _best("json_decode_events_per_s", "events/s", [EVENTS / r for r, _ in decoded]),
+            _best("pg_copy_rows_per_s", "rows/s", [EVENTS / t for t in copy_s]),
+        ]
+    )
+    figures["consumer_group_join_s"] = Figure(
+        min(c["join_s"] for c in consumed), "s", "best of the rounds; not part of the rate"
+    )
+    figures["cpu_calibration_start_ops_per_s"] = Figure(calibration_start, "ops/s")
+    figures["cpu_calibration_end_ops_per_s"] = Figure(calibration_end, "ops/s")
     parameters = {
         "events": EVENTS,
+        "rounds": ROUNDS,
         "event_type": HelpReceived.TYPE,
         "event_bytes_avg": round(sum(sizes) / len(sizes), 1),
         "event_bytes_min": sizes[0],
         "event_bytes_max": sizes[-1],
         "partitions": PARTITIONS,
         "warmup_events": WARMUP_EVENTS,
-        "producer": {k: v for k, v in PRODUCER_SETTINGS.items()},
+        "producer": dict(PRODUCER_SETTINGS),
         "consumer_max_records": CONSUMER_MAX_RECORDS,
-        "consumer_batches": consumed["batches"],
+        "consumer_batches": int(consumed[0]["batches"]),
         "consumer_commit": "after every getmany batch",
-        "pg_copy": f"one COPY of {EVENTS} rows into a logged table with a uuid primary key",
-        "postgres_server": pg_version,
+        "pg_copy": f"one COPY of {EVENTS} rows in one transaction into a fresh logged table "
+        "with a uuid primary key",
+        "postgres_server": str(pg_version),
         "event_loop": ctx.loop,
         "generation_s": round(gen.seconds, 2),
     }

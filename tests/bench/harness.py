@@ -334,7 +334,8 @@ class Result:
             if items:
                 lines.append(f"-- {title}")
                 for k, f in items.items():
-                    lines.append(f"  {k:<{width}} {fmt(f.value):>14} {f.unit}")
+                    note = f"  ({f.note})" if f.note else ""
+                    lines.append(f"  {k:<{width}} {fmt(f.value):>14} {f.unit:<9}{note}")
 
         rows("figures", self.figures)
         rows("baseline (same run)", self.baseline)
