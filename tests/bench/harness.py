@@ -335,7 +335,7 @@ class Result:
                 lines.append(f"-- {title}")
                 for k, f in items.items():
                     note = f"  ({f.note})" if f.note else ""
-                    lines.append(f"  {k:<{width}} {fmt(f.value):>14} {f.unit:<9}{note}")
+                    lines.append(f"  {k:<{width}} {fmt(f.value):>14} {f.unit:<9}{note}".rstrip())
 
         rows("figures", self.figures)
         rows("baseline (same run)", self.baseline)
@@ -396,6 +396,7 @@ def machine_info() -> dict[str, Any]:
         mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError):
         mem = 0
+    usable: int | None
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:

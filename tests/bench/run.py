@@ -24,10 +24,11 @@ from pathlib import Path
 from types import ModuleType
 
 if __package__ in (None, ""):  # run as a script: make the package importable, then rerun as one
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from tests.bench.run import cli
+    import runpy
 
-    sys.exit(cli())
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    runpy.run_module("tests.bench.run", run_name="__main__", alter_sys=True)
+    sys.exit(0)  # not reached: the module exits itself
 
 from .harness import BENCH_DIR, RESULTS_DIR, BenchContext, Result, machine_info
 
@@ -67,6 +68,8 @@ async def run_one(name: str, ctx: BenchContext) -> Result:
     started = datetime.now(UTC)
     async with asyncio.timeout(BENCH_TIMEOUT_S):
         result = await load(name).main(ctx)
+    if not isinstance(result, Result):
+        raise TypeError(f"bench_{name}.main returned {type(result).__name__}, not a Result")
     result.name = name  # the file is named after the benchmark, whatever it called itself
     result.started_at = started
     result.finished_at = datetime.now(UTC)
