@@ -3,6 +3,7 @@
     uv run python -m tests.bench.run            # every tests/bench/bench_*.py
     uv run python -m tests.bench.run ceiling    # bench_ceiling.py only (make bench BENCH=ceiling)
     uv run python -m tests.bench.run --list
+    uv run python tests/bench/run.py [NAME]     # the same, as a script (what the Makefile runs)
 
 Run from the repository root. The stack comes from `thrive_shared.devstack.ensure_up()`
 (KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL override it). Each benchmark prints a table and writes
@@ -50,14 +51,8 @@ def load(name: str) -> ModuleType:
 
 def endpoints() -> tuple[str, str]:
     """(kafka bootstrap, database url) of the running stack, starting it if needed."""
-    try:
-        from thrive_shared.devstack import ensure_up
-    except ImportError:
-        # An older checkout without the devstack: explicit endpoints still work.
-        kafka, database = os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), os.environ.get("DATABASE_URL")
-        if kafka and database:
-            return kafka, database
-        raise
+    from thrive_shared.devstack import ensure_up
+
     ep = ensure_up()
     return ep.kafka_bootstrap, ep.database_url
 
