@@ -1,0 +1,1 @@
+"""Adapters: how recognition talks to Postgres."""

@@ -1,0 +1,1 @@
+"""Recognition's business rules: plain Python, no I/O, no framework imports."""

@@ -1,0 +1,19 @@
+"""A unit of work: one transaction's repository plus the events it will publish."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from thrive_shared.contracts import Envelope
+
+from thrive_recognition.adapters.repository import Repository
+
+
+class UnitOfWork(Protocol):
+    """What a handler needs: storage, and an outbox to publish through on commit."""
+
+    repo: Repository
+
+    async def publish(self, envelope: Envelope[Any]) -> None:
+        """Publish `envelope` if (and only if) this unit of work commits."""
+        ...
