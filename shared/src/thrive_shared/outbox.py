@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 
 from thrive_shared.contracts import Envelope
+from thrive_shared.contracts.topics import physical
 from thrive_shared.kafka.producer import OutgoingRecord, Publisher
 from thrive_shared.observability import inject_headers, metrics
 
@@ -44,7 +45,7 @@ _STATS = "SELECT count(*) AS n, min(created_at) AS oldest, now() AS now FROM out
 
 def _row(envelope: Envelope[Any], topic: str | None, key: str | None) -> tuple[Any, ...]:
     return (
-        topic or envelope.data.TOPIC,
+        topic or physical(envelope.data.TOPIC),
         key or envelope.subject,
         envelope.id,
         envelope.type,

@@ -27,6 +27,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from thrive_shared.contracts.topics import physical
 from thrive_shared.db import create_pool
 from thrive_shared.db import migrate as run_migrations
 from thrive_shared.http import (
@@ -107,11 +108,11 @@ class Runtime:
         group_id: str | None = None,
         auto_offset_reset: Literal["latest", "earliest", "none"] = "earliest",
     ) -> EventConsumer:
-        """Consume `topics` into Postgres through `handler` (exactly-once effects, DLQ on poison)."""
+        """Consume `topics` into Postgres via `handler`: exactly-once effects, DLQ on poison."""
         consumer = EventConsumer(
             service=self.name,
             name=name,
-            topics=topics,
+            topics=[physical(t) for t in topics],
             handler=handler,
             pool=self.pool,
             dead_letters=self.dead_letters,

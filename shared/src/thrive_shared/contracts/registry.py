@@ -13,6 +13,7 @@ from thrive_shared.contracts.envelope import (
     parse_event_object,
 )
 from thrive_shared.contracts.events import ALL_EVENTS
+from thrive_shared.contracts.topics import contract_of
 from thrive_shared.contracts.upcast import UPCASTERS, Upcasters
 
 TypesByTopic = Mapping[str, Mapping[str, type[EventData]]]
@@ -45,7 +46,7 @@ def parse_for_topic(
     """Parse a record's value by the types its topic carries, or raise InvalidEvent."""
     if raw is None:
         raise Tombstone()
-    known = types.get(topic)
+    known = types.get(topic) or types.get(contract_of(topic))
     if not known:
         raise InvalidEvent(f"topic: {topic!r} carries no known event type")
     obj = load_json_object(raw)

@@ -23,3 +23,21 @@ ALL_TOPICS = (
     DIRECTORY_PERSON,
     DLQ,
 )
+
+# An isolated copy of a topic is named "<topic>-<suffix>" (tests, replays, blue/green runs);
+# it carries the same contract. A whole service can be pointed at such copies by setting
+# THRIVE_TOPIC_SUFFIX, which `physical` appends to every topic it produces to or consumes.
+SUFFIX_ENV = "THRIVE_TOPIC_SUFFIX"
+
+
+def physical(topic: str) -> str:
+    """The topic name to use on the wire: the contract name plus THRIVE_TOPIC_SUFFIX if set."""
+    import os
+
+    suffix = os.environ.get(SUFFIX_ENV, "")
+    return f"{topic}-{suffix}" if suffix else topic
+
+
+def contract_of(topic: str) -> str:
+    """The contract (canonical) name of a physical topic: strips an isolation suffix."""
+    return topic.split("-", 1)[0] if "-" in topic else topic

@@ -25,6 +25,7 @@ from faststream.kafka.message import KafkaMessage
 from opentelemetry import trace
 
 from thrive_shared.contracts import Envelope, InvalidEvent, parse_for_topic
+from thrive_shared.contracts.envelope import Tombstone
 from thrive_shared.kafka.dlq import DeadLetters, Failure
 from thrive_shared.observability import context_from_headers, metrics
 
@@ -195,6 +196,11 @@ class EventConsumer:
         for rec in records:
             try:
                 events.append((rec, parse_for_topic(rec.topic, rec.value)))
+            except Tombstone:
+                # Compaction markers on directory.person.v1: nothing to apply, nothing wrong.
+                metrics.EVENTS_CONSUMED.labels(
+                    self.service, rec.topic, "tombstone", "skipped"
+                ).inc()
             except InvalidEvent as exc:
                 failures.append(Failure(rec, "InvalidEvent", exc.reason, 1))
                 metrics.EVENTS_CONSUMED.labels(
