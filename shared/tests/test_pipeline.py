@@ -363,3 +363,61 @@ async def test_outbox_delivers_every_row_after_the_relay_is_killed_and_restarted
         assert firsts == [e.id for e in events if e.subject == person]
     # Re-sent rows carry the same event id, so consumers deduplicate them.
     assert len(seen) >= len(events)
+
+
+async def test_a_rebalance_mid_stream_neither_loses_nor_doubles_an_effect(
+    stack: Any, db: asyncpg.Pool, topic_factory: Any
+) -> None:
+    topic = await topic_factory(topics.HELP_RECEIVED, partitions=3)
+    dlq = await topic_factory("dlq")
+    group = f"test-rebalance-{uuid.uuid4().hex[:8]}"
+    events = [thanks(f"p{i % 17}") for i in range(600)]
+
+    def member() -> tuple[EventConsumer, Any, Publisher]:
+        publisher = Publisher(stack.kafka_bootstrap, client_id="test-dlq")
+        consumer = EventConsumer(
+            service="test",
+            name="effects",
+            group_id=group,
+            topics=[topic],
+            handler=record_effect,
+            pool=db,
+            dead_letters=DeadLetters(publisher, service="test", topic=dlq),
+            max_records=20,
+        )
+        broker = make_broker(stack.kafka_bootstrap, client_id="test-member")
+        consumer.register(broker)
+        return consumer, broker, publisher
+
+    first, first_broker, first_pub = member()
+    second, second_broker, second_pub = member()
+    await first_pub.start()
+    await second_pub.start()
+    await first_broker.start()
+    try:
+        await produce(
+            stack.kafka_bootstrap, topic, [(e.subject, e.to_json()) for e in events[:300]]
+        )
+        await wait_for(lambda: _count(db, 50), timeout=20, message="first member applying")
+        await second_broker.start()  # joins the group: partitions move while events flow
+        await produce(
+            stack.kafka_bootstrap, topic, [(e.subject, e.to_json()) for e in events[300:]]
+        )
+
+        async def all_applied() -> bool:
+            return len(set(await effects(db))) == len(events)
+
+        await wait_for(all_applied, timeout=60, message="all events applied across the rebalance")
+    finally:
+        await second_broker.stop()
+        await first_broker.stop()
+        await first_pub.stop()
+        await second_pub.stop()
+    ids = await effects(db)
+    assert len(ids) == len(events)  # no event applied twice
+    assert first.batches > 0
+    assert second.batches > 0  # the second member really took partitions over
+
+
+async def _count(pool: asyncpg.Pool, at_least: int) -> bool:
+    return len(await effects(pool)) >= at_least

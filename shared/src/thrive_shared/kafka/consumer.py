@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
 import asyncpg
-from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
@@ -98,6 +98,34 @@ def _meta(rec: Record) -> RecordMeta:
     )
 
 
+class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Commit what was applied on partitions being taken away, before another member gets them.
+
+    A rebalance can fail the ack's commit mid-batch (CommitFailedError, aiokafka#929);
+    committing per partition here narrows redelivery, and the inbox absorbs the rest.
+    """
+
+    def __init__(self, owner: EventConsumer) -> None:
+        self.owner = owner
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        done = self.owner._applied_offsets
+        offsets = {tp: done[tp] for tp in revoked if tp in done}
+        consumer = getattr(self.owner._subscriber, "consumer", None)
+        if consumer is not None and offsets:
+            try:
+                await consumer.commit(offsets)
+            except Exception as exc:  # the group may already have moved on
+                log.info(
+                    "commit on revoke failed; inbox absorbs redelivery", extra={"err": str(exc)}
+                )
+        for tp in revoked:
+            done.pop(tp, None)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        return None
+
+
 class EventConsumer:
     """Applies batches of events to Postgres through `handler`, once each."""
 
@@ -130,6 +158,8 @@ class EventConsumer:
         self.after_commit = after_commit
         self.retry_backoff = retry_backoff
         self.batches = 0
+        self._subscriber: Any = None
+        self._applied_offsets: dict[TopicPartition, int] = {}
 
     def register(self, broker: KafkaBroker) -> Any:
         """Attach a batch subscriber for this consumer to `broker`."""
@@ -148,8 +178,10 @@ class EventConsumer:
             batch_timeout_ms=50,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             decoder=raw,
+            listener=_CommitOnRevoke(self),
             title=f"{self.service}.{self.name}",
         )
+        self._subscriber = subscriber
 
         async def on_batch(records: Any, message: KafkaMessage) -> None:
             recs: tuple[Record, ...] = message.raw_message
@@ -221,6 +253,9 @@ class EventConsumer:
         # the inbox absorbs the applied events, and failures are dead-lettered again.
         await self.dead_letters.send(failures, consumer=self.group_id)
         self.batches += 1
+        for rec in records:
+            tp = TopicPartition(rec.topic, rec.partition)
+            self._applied_offsets[tp] = max(self._applied_offsets.get(tp, 0), rec.offset + 1)
         elapsed = time.perf_counter() - started
         for topic in {r.topic for r in records}:
             metrics.HANDLER_DURATION.labels(self.service, topic).observe(elapsed)
