@@ -564,3 +564,32 @@ def test_promql_parses_with_promtool(tmp_path: Path) -> None:
         [PROMTOOL, "check", "rules", str(rules)], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@needs_kubectl
+def test_upgrade_selector_applies_migrations_with_their_config() -> None:
+    """deploy/README.md applies `component in (config,migrate)` first: that must be enough."""
+    docs = render("prod")
+    first = {
+        (doc["kind"], doc["metadata"]["name"])
+        for doc in docs
+        if doc["metadata"].get("labels", {}).get("app.kubernetes.io/component")
+        in {"config", "migrate"}
+    }
+    jobs = of_kind(docs, "Job")
+    assert {("Job", job["metadata"]["name"]) for job in jobs} <= first
+    for job in jobs:
+        for container in job["spec"]["template"]["spec"]["containers"]:
+            for source in container.get("envFrom", []):
+                assert ("ConfigMap", source["configMapRef"]["name"]) in first
+
+
+@needs_kubectl
+def test_readme_partition_table_matches_the_topics() -> None:
+    readme = (ROOT / "deploy" / "README.md").read_text()
+    table = dict(re.findall(r"^\| `([a-z.0-9]+)` \| (\d+) \|", readme, flags=re.MULTILINE))
+    declared = {
+        t["spec"]["topicName"]: str(t["spec"]["partitions"])
+        for t in of_kind(render("prod"), "KafkaTopic")
+    }
+    assert table == declared
