@@ -40,6 +40,7 @@ from thrive_shared.http import (
 )
 from thrive_shared.kafka import DeadLetters, EventConsumer, Publisher, make_broker
 from thrive_shared.kafka.consumer import AfterCommit, Handler
+from thrive_shared.kafka.producer import security_from_settings
 from thrive_shared.observability import metrics, setup_logging, setup_tracing
 from thrive_shared.outbox import OutboxRelay
 from thrive_shared.settings import CommonSettings
@@ -77,11 +78,16 @@ class Runtime:
         self.name = spec.name
         self.settings = spec.settings
         self._pool: asyncpg.Pool | None = None
+        security = security_from_settings(spec.settings)
         self.publisher = Publisher(
-            spec.settings.kafka_bootstrap_servers, client_id=f"thrive-{spec.name}"
+            spec.settings.kafka_bootstrap_servers,
+            client_id=f"thrive-{spec.name}",
+            security=security,
         )
         self.broker = make_broker(
-            spec.settings.kafka_bootstrap_servers, client_id=f"thrive-{spec.name}-consumer"
+            spec.settings.kafka_bootstrap_servers,
+            client_id=f"thrive-{spec.name}-consumer",
+            security=security,
         )
         self.dead_letters = DeadLetters(self.publisher, service=spec.name)
         self.relay: OutboxRelay | None = None

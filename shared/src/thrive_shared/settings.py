@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -14,6 +14,24 @@ class CommonSettings(BaseSettings):
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:19092",
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers"),
+    )
+    kafka_security_protocol: str = Field(
+        default="PLAINTEXT",
+        validation_alias=AliasChoices("KAFKA_SECURITY_PROTOCOL", "kafka_security_protocol"),
+        description="PLAINTEXT locally; SASL_SSL on Kubernetes (Strimzi).",
+    )
+    kafka_sasl_mechanism: str = Field(
+        default="SCRAM-SHA-512",
+        validation_alias=AliasChoices("KAFKA_SASL_MECHANISM", "kafka_sasl_mechanism"),
+    )
+    kafka_sasl_username: str | None = Field(
+        default=None, validation_alias=AliasChoices("KAFKA_SASL_USERNAME", "kafka_sasl_username")
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("KAFKA_SASL_PASSWORD", "kafka_sasl_password")
+    )
+    kafka_ssl_cafile: str | None = Field(
+        default=None, validation_alias=AliasChoices("KAFKA_SSL_CAFILE", "kafka_ssl_cafile")
     )
     database_url: str = Field(
         default="postgresql://thrive:thrive@127.0.0.1:15432/thrive",

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber
 from faststream.kafka import KafkaBroker
+from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 
 log = logging.getLogger(__name__)
 
@@ -24,13 +26,55 @@ PRODUCER_SETTINGS: dict[str, Any] = {
 }
 
 
-def make_broker(bootstrap_servers: str, *, client_id: str, **kwargs: Any) -> KafkaBroker:
+def kafka_security(
+    *,
+    protocol: str = "PLAINTEXT",
+    mechanism: str = "SCRAM-SHA-512",
+    username: str | None = None,
+    password: str | None = None,
+    cafile: str | None = None,
+) -> BaseSecurity | None:
+    """faststream security for the configured protocol: None for PLAINTEXT, SCRAM over TLS else."""
+    protocol = protocol.upper()
+    if protocol == "PLAINTEXT":
+        return None
+    ctx = ssl.create_default_context(cafile=cafile) if protocol.endswith("SSL") else None
+    if protocol == "SSL":
+        return BaseSecurity(ssl_context=ctx, use_ssl=True)
+    if not username or password is None:
+        raise ValueError(f"{protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+    cls = {"SCRAM-SHA-512": SASLScram512, "SCRAM-SHA-256": SASLScram256}.get(mechanism.upper())
+    if cls is None:
+        raise ValueError(f"unsupported KAFKA_SASL_MECHANISM {mechanism!r}")
+    return cls(username, password, ssl_context=ctx, use_ssl=protocol == "SASL_SSL")
+
+
+def security_from_settings(settings: Any) -> BaseSecurity | None:
+    """kafka_security() from a CommonSettings."""
+    password = settings.kafka_sasl_password
+    return kafka_security(
+        protocol=settings.kafka_security_protocol,
+        mechanism=settings.kafka_sasl_mechanism,
+        username=settings.kafka_sasl_username,
+        password=password.get_secret_value() if password is not None else None,
+        cafile=settings.kafka_ssl_cafile,
+    )
+
+
+def make_broker(
+    bootstrap_servers: str,
+    *,
+    client_id: str,
+    security: BaseSecurity | None = None,
+    **kwargs: Any,
+) -> KafkaBroker:
     """A faststream KafkaBroker whose producer uses PRODUCER_SETTINGS."""
     settings = {**PRODUCER_SETTINGS, **kwargs}
     return KafkaBroker(
         bootstrap_servers,
         client_id=client_id,
         graceful_timeout=15.0,
+        security=security,
         **settings,
     )
 
@@ -53,9 +97,12 @@ class Publisher:
     producer id and sequence numbers.
     """
 
-    def __init__(self, bootstrap_servers: str, *, client_id: str) -> None:
+    def __init__(
+        self, bootstrap_servers: str, *, client_id: str, security: BaseSecurity | None = None
+    ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.client_id = client_id
+        self.security = security
         self._broker: KafkaBroker | None = None
         self._lock = asyncio.Lock()
 
@@ -63,7 +110,9 @@ class Publisher:
         """Connect the producer."""
         async with self._lock:
             if self._broker is None:
-                broker = make_broker(self.bootstrap_servers, client_id=self.client_id)
+                broker = make_broker(
+                    self.bootstrap_servers, client_id=self.client_id, security=self.security
+                )
                 await broker.connect()
                 self._broker = broker
 
