@@ -35,3 +35,27 @@ def uow() -> InMemoryUnitOfWork:
             id=pid, name=pid.title(), email=f"{pid}@example.com", team=team, timezone=tz
         )
     return u
+
+
+@pytest.fixture
+async def start_recognition(stack, database_url, topic_factory):  # type: ignore[no-untyped-def]
+    """`await start_recognition(relay=..., **settings)` -> a running service on the real stack."""
+    from .stack_harness import start_harness, stop_harness
+
+    started = []
+
+    async def start(relay: bool = True, **overrides):  # type: ignore[no-untyped-def]
+        h = await start_harness(
+            database_url=database_url,
+            kafka=stack.kafka_bootstrap,
+            directory_topic=await topic_factory("directory.person.v1", partitions=3),
+            ingest_topic=await topic_factory("thrive.ingest.help.v1", partitions=3),
+            relay=relay,
+            **overrides,
+        )
+        started.append(h)
+        return h
+
+    yield start
+    for h in started:
+        await stop_harness(h)

@@ -12,7 +12,10 @@ from thrive_recognition.adapters.repository import Repository
 class UnitOfWork(Protocol):
     """What a handler needs: storage, and an outbox to publish through on commit."""
 
-    repo: Repository
+    @property
+    def repo(self) -> Repository:
+        """This transaction's storage."""
+        ...
 
     async def publish(self, envelope: Envelope[Any]) -> None:
         """Publish `envelope` if (and only if) this unit of work commits."""

@@ -1,0 +1,78 @@
+"""Wires recognition together: settings -> policies -> consumers, routes, background sweep."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from thrive_shared.contracts import topics
+from thrive_shared.service import Runtime, ServiceSpec
+
+from thrive_recognition.adapters.unit_of_work import SqlUnitOfWork
+from thrive_recognition.entrypoints.http import ROUTES
+from thrive_recognition.entrypoints.kafka import RecognitionConsumers
+from thrive_recognition.service_layer import handlers
+from thrive_recognition.service_layer.handlers import Policies
+from thrive_recognition.settings import RecognitionSettings
+
+log = logging.getLogger(__name__)
+NAME = "recognition"
+
+
+async def expire_once(runtime: Runtime, policies: Policies, *, limit: int = 500) -> int:
+    """One expiry sweep in one transaction; returns how many asks expired."""
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        uow = SqlUnitOfWork(conn)
+        expired = await handlers.expire_asks(uow, policies=policies, limit=limit)
+        await uow.flush()
+    return len(expired)
+
+
+def build_spec(
+    settings: RecognitionSettings | None = None,
+    *,
+    directory_topic: str = topics.DIRECTORY_PERSON,
+    ingest_topic: str = topics.INGEST_HELP,
+    group_suffix: str | None = None,
+    sweep: bool = True,
+) -> ServiceSpec:
+    """The service as the shared runtime runs it (topics overridable for isolated tests)."""
+    s = settings or RecognitionSettings()
+    policies = s.policies()  # fail fast on a bad rule file, before anything connects
+    consumers = RecognitionConsumers(policies)
+
+    async def setup(rt: Runtime) -> None:
+        rt.state["policies"] = policies
+        suffix = f".{group_suffix}" if group_suffix else ""
+        rt.add_consumer(
+            "directory",
+            topics=[directory_topic],
+            handler=consumers.directory,
+            group_id=f"thrive-{NAME}.directory{suffix}",
+        )
+        rt.add_consumer(
+            "ingest",
+            topics=[ingest_topic],
+            handler=consumers.ingest,
+            after_commit=consumers.after_commit,
+            group_id=f"thrive-{NAME}.ingest{suffix}",
+        )
+        if sweep:
+
+            async def sweep_loop(runtime: Runtime) -> None:
+                while True:
+                    n = await expire_once(runtime, policies)
+                    if n:
+                        log.info("asks expired", extra={"count": n})
+                    await asyncio.sleep(s.expiry_sweep_seconds)
+
+            rt.add_task("expire-asks", sweep_loop)
+
+    return ServiceSpec(
+        name=NAME,
+        settings=s,
+        migrations_dir=s.migrations_dir,
+        routes=ROUTES,
+        setup=setup,
+        schema=s.db_schema,
+    )

@@ -1,0 +1,1 @@
+"""Thin entry points: HTTP routes and Kafka handlers turn bytes into commands."""

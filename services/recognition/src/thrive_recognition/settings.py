@@ -1,0 +1,78 @@
+"""Recognition's settings: env prefix THRIVE_RECOGNITION_, plus the common Kafka/DB ones."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+from thrive_shared.contracts import AskSize
+from thrive_shared.settings import CommonSettings
+
+from thrive_recognition.domain.allowance import AllowancePolicy, Limit
+from thrive_recognition.domain.milestones import RuleBook
+from thrive_recognition.domain.periods import Period
+from thrive_recognition.domain.rings import RingPolicy
+from thrive_recognition.service_layer.handlers import Policies
+
+SERVICE_ROOT = Path(__file__).resolve().parents[2]
+
+
+class RecognitionSettings(CommonSettings):  # type: ignore[misc, unused-ignore]
+    """Everything recognition can be told from the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="THRIVE_RECOGNITION_", env_file=None, extra="ignore"
+    )
+
+    port: int = 8101
+    db_schema: str = "recognition"
+    migrations_dir: Path = SERVICE_ROOT / "migrations"
+    milestones_file: Path = Field(
+        default=SERVICE_ROOT / "milestones.toml",
+        description="Declarative milestone rules (TOML), read at start.",
+    )
+
+    allowance_per_day: int | None = Field(default=5, ge=1, description="None: no daily limit.")
+    allowance_per_week: int | None = Field(default=20, ge=1)
+    pair_cap: int | None = Field(default=3, ge=1, description="Thanks per giver->receiver pair.")
+    pair_cap_period: Period = Period.WEEK
+    allowance_for_external: bool = Field(
+        default=False, description="Whether thanks from other systems draw on allowances."
+    )
+
+    ring_window_days: int = Field(default=30, ge=1)
+    ring_max_cycle: int = Field(default=3, ge=2, le=6)
+    ring_min_repeats: int = Field(default=2, ge=1)
+
+    ask_ttl_quick_hours: float = Field(default=48, gt=0)
+    ask_ttl_chat_hours: float = Field(default=7 * 24, gt=0)
+    ask_ttl_session_hours: float = Field(default=14 * 24, gt=0)
+    expiry_sweep_seconds: float = Field(default=60.0, gt=0)
+
+    def policies(self) -> Policies:
+        """The business policies these settings describe (reads the rule file)."""
+        limits = []
+        if self.allowance_per_day:
+            limits.append(Limit(self.allowance_per_day, Period.DAY))
+        if self.allowance_per_week:
+            limits.append(Limit(self.allowance_per_week, Period.WEEK))
+        return Policies(
+            rules=RuleBook.load(self.milestones_file),
+            allowance=AllowancePolicy(
+                limits=tuple(limits),
+                pair_cap=Limit(self.pair_cap, self.pair_cap_period) if self.pair_cap else None,
+            ),
+            rings=RingPolicy(
+                window=timedelta(days=self.ring_window_days),
+                max_cycle=self.ring_max_cycle,
+                min_repeats=self.ring_min_repeats,
+            ),
+            ask_ttl={
+                AskSize.QUICK: timedelta(hours=self.ask_ttl_quick_hours),
+                AskSize.CHAT: timedelta(hours=self.ask_ttl_chat_hours),
+                AskSize.SESSION: timedelta(hours=self.ask_ttl_session_hours),
+            },
+            allowance_for_external=self.allowance_for_external,
+        )
