@@ -534,15 +534,68 @@ def test_alert_rules_cover_what_pages_an_operator() -> None:
     assert {"rate1h", "rate5m", "rate6h", "rate30m"} <= set(re.findall(r"rate\d+[mhd]", fast))
 
 
-def test_referenced_metrics_are_the_documented_ones() -> None:
-    """Everything referenced is a metric thrive_shared defines, with histogram suffixes gone."""
+# The metric contract from the team brief: name -> label names (histograms add `le`).
+BRIEF_METRICS: dict[str, set[str]] = {
+    "thrive_events_consumed_total": {"service", "topic", "type", "outcome"},
+    "thrive_events_produced_total": {"service", "topic", "type"},
+    "thrive_handler_duration_seconds": {"service", "topic"},
+    "thrive_consumer_lag": {"service", "topic", "partition"},
+    "thrive_outbox_backlog": {"service"},
+    "thrive_outbox_oldest_age_seconds": {"service"},
+    "thrive_dlq_events_total": {"service", "topic", "error"},
+    "thrive_db_pool_connections": {"service", "state"},
+    "thrive_http_requests_total": {"service", "route", "method", "status"},
+    "thrive_http_request_duration_seconds": {"service", "route"},
+    "thrive_deliveries_total": {"channel", "outcome"},
+    "thrive_delivery_retries_total": {"channel"},
+    "thrive_deliveries_parked": {"channel"},
+    "thrive_digest_size": set(),
+    "thrive_budget_deferrals_total": {"reason"},
+    "thrive_graphql_operations_total": {"operation", "outcome"},
+    "thrive_graphql_operation_duration_seconds": {"operation"},
+    "thrive_graphql_resolver_duration_seconds": {"field"},
+    "thrive_websocket_connections": set(),
+    "thrive_leaderboard_events_applied_total": set(),
+    "thrive_leaderboard_query_duration_seconds": {"query"},
+    "thrive_recognition_milestones_reached_total": {"rule_id"},
+}
+# Labels Prometheus adds when it scrapes, and the histogram bucket label.
+SCRAPE_LABELS = {"le", "instance", "job", "namespace", "pod"}
+
+
+def _all_exprs() -> list[tuple[str, str]]:
+    return [*metric_names.dashboard_exprs(), *metric_names.rule_exprs()]
+
+
+def test_dashboard_and_rules_use_only_the_contracted_metrics() -> None:
     used = metric_names.referenced_metrics()
-    assert "thrive_graphql_operation_duration_seconds" in used
-    assert not any(name.endswith(("_bucket", "_sum", "_count")) for name in used)
+    assert set(used) <= set(BRIEF_METRICS), set(used) - set(BRIEF_METRICS)
+    # Everything the brief promises is on the dashboard or in a rule.
+    assert set(used) == set(BRIEF_METRICS)
+
+
+def test_dashboard_and_rules_use_only_the_contracted_labels() -> None:
+    problems = []
+    for where, expr in _all_exprs():
+        names = metric_names.metric_names(expr)
+        for raw, selector in re.findall(r"(thrive_[a-z_]+)\{([^}]*)\}", expr):
+            (name,) = metric_names.metric_names(raw)
+            for label in re.findall(r"([a-z_]+)\s*(?:=~|!~|!=|=)", selector):
+                if label not in BRIEF_METRICS[name] | SCRAPE_LABELS:
+                    problems.append(f"{where}: {name} has no label {label}")
+        allowed = set().union(*(BRIEF_METRICS[n] for n in names)) | SCRAPE_LABELS
+        for grouping in re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", expr):
+            for label in filter(None, (g.strip() for g in grouping.split(","))):
+                if label not in allowed:
+                    problems.append(f"{where}: groups by unknown label {label}")
+    assert not problems, "\n".join(problems)
+
+
+def test_metric_name_extraction() -> None:
     assert metric_names.metric_names(
         "histogram_quantile(0.9, sum by (le) (rate(thrive_digest_size_bucket[5m]))) "
-        "/ thrive:gateway_http_error_ratio:rate5m"
-    ) == {"thrive_digest_size"}
+        "/ thrive:gateway_http_error_ratio:rate5m + thrive_http_requests_total"
+    ) == {"thrive_digest_size", "thrive_http_requests_total"}
 
 
 PROMTOOL = shutil.which("promtool")
