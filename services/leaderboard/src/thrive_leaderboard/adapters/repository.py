@@ -1,0 +1,195 @@
+"""Postgres access for the leaderboard: every statement a named constant, one class.
+
+All methods take a connection, so the caller decides the transaction (the consumer's batch
+transaction, or a request's own).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from thrive_leaderboard.domain.contributions import Aggregate, RowKey
+from thrive_leaderboard.domain.periods import Window
+from thrive_leaderboard.domain.scoring import Counters
+from thrive_leaderboard.domain.standings import StoredBoard
+
+
+@dataclass(frozen=True, slots=True)
+class PersonRow:
+    """A row of the directory mirror."""
+
+    person: str
+    team: str | None
+    opted_out: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedRow:
+    """A standings row as it stands after an apply (absolute counters)."""
+
+    board: StoredBoard
+    person: str
+    counters: Counters
+
+
+class Repository:
+    """SQL for standings, the directory mirror, opt-outs and erasure tombstones."""
+
+    # Adds a batch of aggregated increments. Rows of erased people are skipped; the
+    # distinct givers are merged as a set. Returns every row's new absolute counters.
+    APPLY = """
+    INSERT INTO standing AS s (scope, "window", period, person, n, nd, d, x, m, givers)
+    SELECT u.scope, u.w, u.period, u.person, u.n, u.nd, cardinality(u.g::bigint[]), u.x, u.m,
+           u.g::bigint[]
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[],
+                $7::int[], $8::int[], $9::text[], $10::bytea[])
+         AS u(scope, w, period, person, n, nd, x, m, g, pk)
+    WHERE NOT EXISTS (SELECT 1 FROM erased e WHERE e.person_key = u.pk)
+    ON CONFLICT (scope, "window", period, person) DO UPDATE SET
+        n = s.n + excluded.n,
+        nd = s.nd + excluded.nd,
+        x = s.x + excluded.x,
+        m = s.m + excluded.m,
+        d = s.d + cardinality(
+            ARRAY(SELECT unnest(excluded.givers) EXCEPT SELECT unnest(s.givers))),
+        givers = s.givers || ARRAY(SELECT unnest(excluded.givers) EXCEPT SELECT unnest(s.givers))
+    RETURNING scope, "window", period, person, n, nd, d, x, m
+    """
+    LOAD_BOARD = """
+    SELECT person, n, nd, d, x, m FROM standing
+    WHERE scope = $1 AND "window" = $2 AND period = $3
+    """
+    BOARD_COUNTERS = """
+    SELECT person, n, nd, d, x, m FROM standing
+    WHERE scope = $1 AND "window" = $2 AND period = $3 AND person = ANY($4::text[])
+    """
+    ALL_STANDINGS = """
+    SELECT scope, "window", period, person, n, nd, d, x, m,
+           ARRAY(SELECT unnest(givers) ORDER BY 1) AS givers
+    FROM standing ORDER BY scope, "window", period, person
+    """
+    LOAD_PEOPLE = "SELECT person, team, opted_out FROM person"
+    GET_PERSON = "SELECT person, team, opted_out FROM person WHERE person = $1"
+    UPSERT_PERSON = """
+    INSERT INTO person (person, team) VALUES ($1, $2)
+    ON CONFLICT (person) DO UPDATE SET team = excluded.team, updated_at = now()
+    """
+    SET_OPT_OUT = """
+    INSERT INTO person (person, opted_out) VALUES ($1, $2)
+    ON CONFLICT (person) DO UPDATE SET opted_out = excluded.opted_out, updated_at = now()
+    RETURNING person, team, opted_out
+    """
+    IS_ERASED = "SELECT EXISTS (SELECT 1 FROM erased WHERE person_key = $1)"
+    ERASE_STANDINGS = "DELETE FROM standing WHERE person = $1"
+    ERASE_PERSON = "DELETE FROM person WHERE person = $1"
+    TOMBSTONE = "INSERT INTO erased (person_key) VALUES ($1) ON CONFLICT DO NOTHING"
+    COPY_PEOPLE_FROM = """
+    INSERT INTO person (person, team, opted_out, updated_at)
+    SELECT person, team, opted_out, updated_at FROM {schema}.person
+    ON CONFLICT (person) DO UPDATE SET opted_out = excluded.opted_out
+    """
+    COPY_ERASED_FROM = """
+    INSERT INTO erased SELECT * FROM {schema}.erased ON CONFLICT DO NOTHING
+    """
+
+    async def apply(
+        self,
+        conn: asyncpg.Connection,
+        rows: dict[RowKey, Aggregate],
+        person_keys: dict[str, bytes],
+    ) -> list[CommittedRow]:
+        """Add aggregated increments; return the touched rows' new counters."""
+        if not rows:
+            return []
+        # Ragged per-row giver sets travel as array literals: Postgres arrays are rectangular.
+        records = await conn.fetch(
+            self.APPLY,
+            [k[0] for k in rows],
+            [k[1] for k in rows],
+            [k[2] for k in rows],
+            [k[3] for k in rows],
+            [a.n for a in rows.values()],
+            [a.nd for a in rows.values()],
+            [a.x for a in rows.values()],
+            [a.m for a in rows.values()],
+            ["{" + ",".join(map(str, sorted(a.givers or ()))) + "}" for a in rows.values()],
+            [person_keys[k[3]] for k in rows],
+        )
+        return [_committed(r) for r in records]
+
+    async def load_board(self, conn: asyncpg.Connection, board: StoredBoard) -> dict[str, Counters]:
+        """Everyone's counters on one stored board-period."""
+        out: dict[str, Counters] = {}
+        # A cursor streams rows instead of materialising a million Records at once.
+        async with conn.transaction(readonly=True):
+            async for r in conn.cursor(
+                self.LOAD_BOARD, board.scope, board.window.value, board.period, prefetch=20_000
+            ):
+                out[r[0]] = Counters(r[1], r[2], r[3], r[4], r[5])
+        return out
+
+    async def board_counters(
+        self, conn: asyncpg.Connection, board: StoredBoard, people: Sequence[str]
+    ) -> dict[str, Counters]:
+        """Counters of some people on one stored board-period."""
+        rows = await conn.fetch(
+            self.BOARD_COUNTERS, board.scope, board.window.value, board.period, list(people)
+        )
+        return {r[0]: Counters(r[1], r[2], r[3], r[4], r[5]) for r in rows}
+
+    async def all_standings(self, conn: asyncpg.Connection) -> AsyncIterator[asyncpg.Record]:
+        """Every standings row in key order (to compare two schemas)."""
+        async with conn.transaction(readonly=True):
+            async for r in conn.cursor(self.ALL_STANDINGS, prefetch=10_000):
+                yield r
+
+    async def load_people(self, conn: asyncpg.Connection) -> list[PersonRow]:
+        """The whole directory mirror."""
+        rows = await conn.fetch(self.LOAD_PEOPLE)
+        return [PersonRow(r[0], r[1], r[2]) for r in rows]
+
+    async def get_person(self, conn: asyncpg.Connection, person: str) -> PersonRow | None:
+        """One mirrored person, if known."""
+        r = await conn.fetchrow(self.GET_PERSON, person)
+        return PersonRow(r[0], r[1], r[2]) if r else None
+
+    async def upsert_person(self, conn: asyncpg.Connection, person: str, team: str | None) -> None:
+        """Mirror a directory upsert."""
+        await conn.execute(self.UPSERT_PERSON, person, team)
+
+    async def set_opt_out(
+        self, conn: asyncpg.Connection, person: str, opted_out: bool
+    ) -> PersonRow:
+        """Record the person's leaderboard opt-out choice."""
+        r = await conn.fetchrow(self.SET_OPT_OUT, person, opted_out)
+        return PersonRow(r[0], r[1], r[2])
+
+    async def is_erased(self, conn: asyncpg.Connection, person_key: bytes) -> bool:
+        """Whether this person was erased."""
+        return bool(await conn.fetchval(self.IS_ERASED, person_key))
+
+    async def erase(self, conn: asyncpg.Connection, person: str, person_key: bytes) -> None:
+        """Forget a person: their standings and mirror row go, a keyed tombstone stays."""
+        await conn.execute(self.ERASE_STANDINGS, person)
+        await conn.execute(self.ERASE_PERSON, person)
+        await conn.execute(self.TOMBSTONE, person_key)
+
+    async def copy_owned_state(self, conn: asyncpg.Connection, *, from_schema: str) -> None:
+        """Carry what no topic holds (opt-outs, tombstones) over from another schema."""
+        await conn.execute(self.COPY_PEOPLE_FROM.format(schema=_ident(from_schema)))
+        await conn.execute(self.COPY_ERASED_FROM.format(schema=_ident(from_schema)))
+
+
+def _ident(name: str) -> str:
+    if not name.replace("_", "").isalnum() or not name[0].isalpha():
+        raise ValueError(f"not a plain schema name: {name!r}")
+    return f'"{name}"'
+
+
+def _committed(r: asyncpg.Record) -> CommittedRow:
+    return CommittedRow(
+        StoredBoard(r[0], Window(r[1]), r[2]), r[3], Counters(r[4], r[5], r[6], r[7], r[8])
+    )

@@ -1,0 +1,158 @@
+"""Wiring: settings + shared runtime -> repository, boards, applier, consumer, live updates."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from thrive_shared.contracts import Envelope, LeaderboardChanged, make_event
+from thrive_shared.http import ApiError
+from thrive_shared.outbox import enqueue_many
+from thrive_shared.service import Runtime, ServiceSpec
+
+from thrive_leaderboard import metrics
+from thrive_leaderboard.adapters.repository import Repository
+from thrive_leaderboard.domain.contributions import PersonKeys
+from thrive_leaderboard.domain.scoring import Counters, scorers
+from thrive_leaderboard.domain.standings import StoredBoard
+from thrive_leaderboard.service_layer.apply import Applier
+from thrive_leaderboard.service_layer.boards import Leaderboards
+from thrive_leaderboard.service_layer.directory import Directory
+from thrive_leaderboard.service_layer.live import LiveUpdates
+from thrive_leaderboard.settings import LeaderboardSettings
+
+log = logging.getLogger(__name__)
+
+SERVICE = "leaderboard"
+SOURCE = "thrive/leaderboard"
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+
+
+@dataclass
+class LeaderboardApp:
+    """The live objects the routes and the consumer share."""
+
+    pool: asyncpg.Pool
+    repo: Repository
+    keys: PersonKeys
+    boards: Leaderboards
+    applier: Applier
+    live: LiveUpdates
+
+    async def opt_out_of(self, person: str) -> dict[str, Any]:
+        """The person's opt-out choice (false unless they made one)."""
+        return {"person": person, "opted_out": self.boards.directory.is_opted_out(person)}
+
+    async def set_opt_out(self, person: str, opted_out: bool) -> dict[str, Any]:
+        """Record an opt-out choice durably, then hide or show the person everywhere."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            if await self.repo.is_erased(conn, self.keys.tombstone(person)):
+                raise ApiError(404, "not_found", "No such person.", field="id")
+            row = await self.repo.set_opt_out(conn, person, opted_out)
+        self.boards.set_opted_out(person, row.opted_out)
+        return {"person": person, "opted_out": row.opted_out}
+
+
+def make_keys(settings: LeaderboardSettings) -> PersonKeys:
+    """Person hash keys from the configured secret."""
+    return PersonKeys(settings.person_hash_key.get_secret_value().encode()[:64])
+
+
+def make_loader(pool: asyncpg.Pool, repo: Repository) -> Any:
+    """A board loader reading from Postgres."""
+
+    async def load(key: StoredBoard) -> dict[str, Counters]:
+        async with pool.acquire() as conn:
+            return await repo.load_board(conn, key)
+
+    return load
+
+
+async def outbox_publisher(pool: asyncpg.Pool, events: Sequence[LeaderboardChanged]) -> None:
+    """Write LeaderboardChanged events to the outbox in one transaction."""
+    envelopes: list[Envelope[Any]] = [make_event(e, source=SOURCE) for e in events]
+    async with pool.acquire() as conn, conn.transaction():
+        await enqueue_many(conn, envelopes)
+
+
+async def build_app(pool: asyncpg.Pool, settings: LeaderboardSettings) -> LeaderboardApp:
+    """Load the directory and the current boards from Postgres and wire the app."""
+    repo = Repository()
+    started = time.perf_counter()
+    async with pool.acquire() as conn:
+        people = await repo.load_people(conn)
+    directory = Directory(people)
+    boards = Leaderboards(
+        loader=make_loader(pool, repo),
+        directory=directory,
+        scorers=scorers(settings.weights()),
+        tz=settings.tz(),
+        max_resident_entries=settings.max_resident_entries,
+    )
+    await boards.preload(settings.preload_metrics)
+    log.info(
+        "leaderboards loaded",
+        extra={
+            "people": len(directory),
+            "entries": boards.resident_entries(),
+            "seconds": round(time.perf_counter() - started, 2),
+        },
+    )
+    metrics.RESIDENT_ENTRIES.set(boards.resident_entries())
+    keys = make_keys(settings)
+    applier = Applier(repo=repo, keys=keys, tz=settings.tz(), boards=boards)
+
+    async def publish(events: list[LeaderboardChanged]) -> None:
+        await outbox_publisher(pool, events)
+
+    live = LiveUpdates(
+        boards=boards,
+        publish=publish,
+        top_n=settings.live_top_n,
+        metrics=settings.live_metrics,
+    )
+    return LeaderboardApp(pool, repo, keys, boards, applier, live)
+
+
+def build_spec(settings: LeaderboardSettings | None = None) -> ServiceSpec:
+    """The leaderboard service as the shared runtime runs it."""
+    from thrive_leaderboard.entrypoints.http import ROUTES
+
+    s = settings or LeaderboardSettings()
+
+    async def setup(rt: Runtime) -> None:
+        app = await build_app(rt.pool, s)
+        rt.state["leaderboard"] = app
+
+        async def after_commit(applied: Sequence[tuple[Envelope[Any], Any]]) -> None:
+            await app.applier.after_commit(applied)
+            metrics.EVENTS_APPLIED.inc(len(applied))
+
+        rt.add_consumer(
+            s.consumer_name,
+            topics=s.topics(),
+            handler=app.applier.handle,
+            after_commit=after_commit,
+        )
+
+        async def live_loop(_rt: Runtime) -> None:
+            while True:
+                await asyncio.sleep(s.live_interval_seconds)
+                await app.live.tick()
+                metrics.RESIDENT_ENTRIES.set(app.boards.resident_entries())
+
+        rt.add_task("leaderboard-live", live_loop)
+
+    return ServiceSpec(
+        name=SERVICE,
+        settings=s,
+        migrations_dir=MIGRATIONS,
+        routes=ROUTES,
+        setup=setup,
+    )

@@ -1,0 +1,177 @@
+"""Applying events to standings: Postgres inside the consumer's transaction, memory after commit.
+
+Help and milestone events become counter increments, summed per row over the batch and
+written with one statement. The rows' new absolute values come back and are mirrored
+into the resident boards once the transaction has committed (never before: a rolled back
+batch must leave no trace in memory).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+from thrive_shared.contracts import (
+    Envelope,
+    HelpReceived,
+    MilestoneReached,
+    PersonErased,
+    PersonUpserted,
+)
+
+from thrive_leaderboard.adapters.repository import CommittedRow, Repository
+from thrive_leaderboard.domain.contributions import (
+    Delta,
+    Milestone,
+    PersonKeys,
+    Thanks,
+    aggregate,
+    milestone_deltas,
+    thanks_deltas,
+)
+from thrive_leaderboard.service_layer.boards import Leaderboards
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TeamChange:
+    person: str
+    team: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    person: str
+
+
+Effect = CommittedRow | TeamChange | Erasure
+EventKey = tuple[str, str]
+
+# Effects of events whose transaction failed and was never retried (dead-lettered) are
+# dropped once this many pile up; they are never applied to memory.
+_MAX_PENDING = 50_000
+
+
+class Applier:
+    """Turns consumed events into standings changes."""
+
+    def __init__(
+        self,
+        *,
+        repo: Repository,
+        keys: PersonKeys,
+        tz: ZoneInfo,
+        boards: Leaderboards | None,
+    ) -> None:
+        self.repo = repo
+        self.keys = keys
+        self.tz = tz
+        self.boards = boards
+        self._pending: dict[EventKey, list[Effect]] = {}
+        self.applied_events = 0
+
+    def _team(self, person: str | None, given: str | None) -> str | None:
+        if given is not None or person is None or self.boards is None:
+            return given
+        return self.boards.directory.team_of(person)
+
+    def deltas(self, env: Envelope[Any]) -> list[Delta]:
+        """What a help or milestone event adds (nothing for other events)."""
+        data = env.data
+        if isinstance(data, HelpReceived):
+            if data.helper is None:  # the helper was erased before the event was made
+                return []
+            if data.giver is not None and data.giver == data.helper:
+                return []  # recognition refuses self-thanks; never let one score here
+            thanks = Thanks(
+                helper=data.helper,
+                giver=data.giver,
+                helper_team=self._team(data.helper, data.helper_team),
+                giver_team=self._team(data.giver, data.giver_team),
+                themes=tuple(data.themes),
+                discounted=data.discounted,
+                at=data.given_at,
+            )
+            return thanks_deltas(thanks, tz=self.tz, keys=self.keys)
+        if isinstance(data, MilestoneReached):
+            ms = Milestone(person=data.person, themes=tuple(data.themes), at=data.reached_at)
+            return milestone_deltas(ms, tz=self.tz)
+        return []
+
+    async def handle(self, conn: asyncpg.Connection, env: Envelope[Any], meta: object) -> None:
+        """EventConsumer handler: apply one event in the consumer's transaction."""
+        await self.apply_batch(conn, [env])
+
+    async def apply_batch(self, conn: asyncpg.Connection, envs: Sequence[Envelope[Any]]) -> None:
+        """Apply events in order inside the caller's transaction; remember their effects."""
+        run: list[Envelope[Any]] = []
+        for env in envs:
+            if isinstance(env.data, PersonUpserted | PersonErased):
+                await self._flush(conn, run)
+                run = []
+                await self._directory(conn, env)
+            else:
+                run.append(env)
+        await self._flush(conn, run)
+
+    async def _flush(self, conn: asyncpg.Connection, envs: list[Envelope[Any]]) -> None:
+        if not envs:
+            return
+        owner: dict[tuple[str, str, str, str], EventKey] = {}
+        deltas: list[Delta] = []
+        for env in envs:
+            key = (env.source, env.id)
+            self._pending[key] = []
+            for d in self.deltas(env):
+                deltas.append(d)
+                # The last event touching a row carries the row's final value to memory.
+                owner[(d.scope, d.window.value, d.period, d.person)] = key
+        rows = aggregate(deltas)
+        people = {k[3] for k in rows}
+        committed = await self.repo.apply(conn, rows, {p: self.keys.tombstone(p) for p in people})
+        for row in committed:
+            k = (row.board.scope, row.board.window.value, row.board.period, row.person)
+            self._pending[owner[k]].append(row)
+
+    async def _directory(self, conn: asyncpg.Connection, env: Envelope[Any]) -> None:
+        data = env.data
+        effects: list[Effect] = []
+        if isinstance(data, PersonUpserted):
+            if not await self.repo.is_erased(conn, self.keys.tombstone(data.person)):
+                await self.repo.upsert_person(conn, data.person, data.team)
+                effects.append(TeamChange(data.person, data.team))
+        elif isinstance(data, PersonErased):
+            await self.repo.erase(conn, data.person, self.keys.tombstone(data.person))
+            effects.append(Erasure(data.person))
+        self._pending[(env.source, env.id)] = effects
+
+    async def after_commit(self, applied: Sequence[tuple[Envelope[Any], Any]]) -> None:
+        """EventConsumer hook: mirror committed effects into memory, in commit order."""
+        for env, _meta in applied:
+            effects = self._pending.pop((env.source, env.id), None)
+            self.applied_events += 1
+            if not effects or self.boards is None:
+                continue
+            rows: list[CommittedRow] = []
+            for effect in effects:
+                if isinstance(effect, CommittedRow):
+                    rows.append(effect)
+                    continue
+                self.boards.apply_committed(rows)
+                rows = []
+                if isinstance(effect, TeamChange):
+                    self.boards.set_team(effect.person, effect.team)
+                else:
+                    self.boards.erase(effect.person)
+            self.boards.apply_committed(rows)
+        if len(self._pending) > _MAX_PENDING:
+            log.warning(
+                "dropping effects of events that never committed",
+                extra={"count": len(self._pending)},
+            )
+            self._pending.clear()

@@ -1,0 +1,389 @@
+"""Resident boards and the queries on them: top N, rank, neighbourhood, rising.
+
+Stored board-periods are loaded from Postgres on first use (current company periods at
+start) and kept in step with every committed batch. A board being loaded queues the
+updates committed meanwhile and replays them once the snapshot is in, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from thrive_leaderboard.adapters.repository import CommittedRow
+from thrive_leaderboard.domain.contributions import COMPANY, theme_scope
+from thrive_leaderboard.domain.periods import (
+    WINDOWS,
+    Window,
+    parse_period,
+    period_of,
+    previous_period,
+)
+from thrive_leaderboard.domain.ranking import Ranked, RankIndex
+from thrive_leaderboard.domain.scoring import ZERO, Counters, Metric, Scorer
+from thrive_leaderboard.domain.standings import PeriodStandings, StoredBoard
+from thrive_leaderboard.service_layer.directory import Directory
+
+log = logging.getLogger(__name__)
+
+Loader = Callable[[StoredBoard], Awaitable[dict[str, Counters]]]
+
+
+class Scope:
+    """Board scopes the API accepts."""
+
+    COMPANY = "company"
+    TEAM = "team"
+    THEME = "theme"
+    TEAMS = "teams"  # teams ranked by their members' help, opted-out people included
+    ALL = (COMPANY, TEAM, THEME, TEAMS)
+
+
+class BoardError(ValueError):
+    """A query that cannot be answered as asked; the API turns it into a 4xx."""
+
+    def __init__(self, code: str, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class BoardQuery:
+    """Which board: metric, window, scope (+ id) and period (None: the current one)."""
+
+    metric: Metric = Metric.SERVICE
+    window: Window = Window.WEEK
+    scope: str = Scope.COMPANY
+    scope_id: str | None = None
+    period: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.scope not in Scope.ALL:
+            raise BoardError(
+                "validation", f"scope must be one of {', '.join(Scope.ALL)}", field="scope"
+            )
+        if self.scope in (Scope.TEAM, Scope.THEME) and not self.scope_id:
+            raise BoardError("validation", f"a {self.scope} board needs scope_id", field="scope_id")
+        if self.scope in (Scope.COMPANY, Scope.TEAMS) and self.scope_id:
+            raise BoardError(
+                "validation", f"a {self.scope} board takes no scope_id", field="scope_id"
+            )
+        if self.period is not None:
+            try:
+                parse_period(self.window, self.period)
+            except ValueError as exc:
+                raise BoardError("validation", str(exc), field="period") from exc
+
+    def board_json(self) -> dict[str, object]:
+        """The board as the API and events name it."""
+        return {
+            "metric": self.metric.value,
+            "window": self.window.value,
+            "scope": self.scope,
+            "scope_id": self.scope_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Some lines of a board and where the next page starts."""
+
+    period: str
+    items: list[Ranked]
+    total: int
+    next_after: tuple[int, str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class RankAnswer:
+    """A person's place on a board (rank None: not on it this period)."""
+
+    person: str
+    period: str
+    opted_out: bool = False
+    rank: int | None = None
+    score: int = 0
+    total: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Riser:
+    """A person's gain against the previous period."""
+
+    person: str
+    score: int
+    previous: int
+    gain: int
+
+
+@dataclass
+class _Loading:
+    done: asyncio.Future[PeriodStandings]
+    queued: list[tuple[str, Counters | None]] = field(default_factory=list)
+
+
+class Leaderboards:
+    """Everything the queries read: resident boards, the directory, the scorers."""
+
+    def __init__(
+        self,
+        *,
+        loader: Loader,
+        directory: Directory,
+        scorers: dict[Metric, Scorer],
+        tz: ZoneInfo,
+        max_resident_entries: int = 30_000_000,
+        rising_ttl: float = 5.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._loader = loader
+        self.directory = directory
+        self.scorers = scorers
+        self.tz = tz
+        self.max_resident_entries = max_resident_entries
+        self.rising_ttl = rising_ttl
+        self.clock = clock
+        self._boards: dict[StoredBoard, PeriodStandings] = {}
+        self._used: dict[StoredBoard, float] = {}
+        self._loading: dict[StoredBoard, _Loading] = {}
+        self._rising: dict[tuple[BoardQuery, str, int], tuple[float, list[Riser]]] = {}
+        self.listeners: list[Callable[[StoredBoard, str], None]] = []
+
+    # ---- residency ------------------------------------------------------------------
+
+    def current_period(self, window: Window) -> str:
+        """The period `window` is in now, in the company's timezone."""
+        return period_of(window, self.clock(), self.tz)
+
+    def resident(self, key: StoredBoard) -> PeriodStandings | None:
+        """The board if it is in memory."""
+        return self._boards.get(key)
+
+    def resident_boards(self) -> list[PeriodStandings]:
+        """Every board in memory."""
+        return list(self._boards.values())
+
+    def resident_entries(self) -> int:
+        """People-on-board entries held in memory."""
+        return sum(len(b) for b in self._boards.values())
+
+    def _new_board(self, key: StoredBoard, counters: dict[str, Counters]) -> PeriodStandings:
+        return PeriodStandings(
+            key,
+            scorers=self.scorers,
+            hidden=self.directory.is_opted_out,
+            team_of=self.directory.team_of if key.scope == COMPANY else None,
+            counters=counters,
+        )
+
+    async def board(self, key: StoredBoard) -> PeriodStandings:
+        """The board, loading it from Postgres if it is not in memory yet."""
+        self._used[key] = time.monotonic()
+        found = self._boards.get(key)
+        if found is not None:
+            return found
+        loading = self._loading.get(key)
+        if loading is not None:
+            return await asyncio.shield(loading.done)
+        loading = _Loading(asyncio.get_running_loop().create_future())
+        self._loading[key] = loading
+        try:
+            started = time.perf_counter()
+            counters = await self._loader(key)
+            board = self._new_board(key, counters)
+            for person, c in loading.queued:  # committed while the snapshot was read
+                if c is None:
+                    board.remove(person)
+                else:
+                    board.put(person, c)
+            self._boards[key] = board
+            log.info(
+                "board loaded",
+                extra={
+                    "board": f"{key.scope}/{key.window.value}/{key.period}",
+                    "entries": len(board),
+                    "seconds": round(time.perf_counter() - started, 3),
+                },
+            )
+            loading.done.set_result(board)
+        except BaseException as exc:
+            loading.done.set_exception(exc)
+            loading.done.exception()  # retrieved: waiters get it, nobody logs it twice
+            raise
+        finally:
+            del self._loading[key]
+        self._evict()
+        return board
+
+    def _pinned(self) -> set[StoredBoard]:
+        return {StoredBoard(COMPANY, w, self.current_period(w)) for w in WINDOWS}
+
+    def _evict(self) -> None:
+        total = self.resident_entries()
+        if total <= self.max_resident_entries:
+            return
+        pinned = self._pinned()
+        for key in sorted(self._boards, key=lambda k: self._used.get(k, 0.0)):
+            if total <= self.max_resident_entries:
+                break
+            if key in pinned:
+                continue
+            total -= len(self._boards.pop(key))
+            self._used.pop(key, None)
+            log.info("board evicted", extra={"board": f"{key.scope}/{key.window}/{key.period}"})
+
+    async def preload(self, metrics: Iterable[Metric] = (Metric.SERVICE,)) -> None:
+        """Load the current company boards and build the given metrics' indexes."""
+        for window in WINDOWS:
+            board = await self.board(StoredBoard(COMPANY, window, self.current_period(window)))
+            for metric in metrics:
+                board.index(metric)
+
+    # ---- keeping in step with commits --------------------------------------------------
+
+    def apply_committed(self, rows: Iterable[CommittedRow]) -> None:
+        """Mirror rows just committed to Postgres (absolute values, so replays are harmless)."""
+        for row in rows:
+            board = self._boards.get(row.board)
+            if board is not None:
+                board.put(row.person, row.counters)
+            else:
+                loading = self._loading.get(row.board)
+                if loading is not None:
+                    loading.queued.append((row.person, row.counters))
+            for listener in self.listeners:
+                listener(row.board, row.person)
+
+    def erase(self, person: str) -> None:
+        """Forget the person on every board in memory."""
+        for board in self._boards.values():
+            board.remove(person)
+        for loading in self._loading.values():
+            loading.queued.append((person, None))
+        self.directory.remove(person)
+        self._rising.clear()
+
+    def set_opted_out(self, person: str, opted_out: bool) -> None:
+        """Hide or show the person on every board in memory."""
+        if not self.directory.set_opted_out(person, opted_out):
+            return
+        for board in self._boards.values():
+            if opted_out:
+                board.hide(person)
+            else:
+                board.show(person)
+        self._rising.clear()
+
+    def set_team(self, person: str, team: str | None) -> None:
+        """Move the person's counters between team totals."""
+        old = self.directory.team_of(person)
+        if old == team:
+            return
+        for board in self._boards.values():
+            if board.team_totals is not None:
+                board.move_team(person, old, team)
+        self.directory.set_team(person, team)
+
+    # ---- queries --------------------------------------------------------------------
+
+    def _stored(self, q: BoardQuery, period: str) -> StoredBoard:
+        scope = theme_scope(q.scope_id or "") if q.scope == Scope.THEME else COMPANY
+        return StoredBoard(scope, q.window, period)
+
+    def _period(self, q: BoardQuery) -> str:
+        return q.period or self.current_period(q.window)
+
+    async def _index(self, q: BoardQuery, period: str) -> RankIndex:
+        board = await self.board(self._stored(q, period))
+        if q.scope == Scope.TEAM:
+            score = self.scorers[q.metric]
+            hidden = self.directory.is_opted_out
+            scores = {}
+            for person in list(self.directory.members(q.scope_id or "")):
+                c = board.counters.get(person)
+                if c is not None and not hidden(person):
+                    s = score(c)
+                    if s > 0:
+                        scores[person] = s
+            return RankIndex(scores)
+        if q.scope == Scope.TEAMS:
+            score = self.scorers[q.metric]
+            totals = board.team_totals or {}
+            return RankIndex({t: s for t, c in totals.items() if (s := score(c)) > 0})
+        return board.index(q.metric)
+
+    async def top(
+        self, q: BoardQuery, *, first: int = 10, after: tuple[int, str] | None = None
+    ) -> Page:
+        """The board's first lines (or the lines after a cursor)."""
+        period = self._period(q)
+        idx = await self._index(q, period)
+        items = idx.after(after[0], after[1], first + 1) if after else idx.top(first + 1)
+        more = len(items) > first
+        items = items[:first]
+        nxt = (items[-1].score, items[-1].person) if more and items else None
+        return Page(period, items, len(idx), nxt)
+
+    async def rank(self, q: BoardQuery, person: str) -> RankAnswer:
+        """The person's rank and score, or that they opted out."""
+        self._person_board(q)
+        period = self._period(q)
+        if self.directory.is_opted_out(person):
+            return RankAnswer(person, period, opted_out=True)
+        idx = await self._index(q, period)
+        line = idx.rank(person)
+        if line is None:
+            return RankAnswer(person, period, total=len(idx))
+        return RankAnswer(person, period, rank=line.rank, score=line.score, total=len(idx))
+
+    async def neighbourhood(
+        self, q: BoardQuery, person: str, *, above: int = 2, below: int = 2
+    ) -> tuple[RankAnswer, list[Ranked]]:
+        """The person's line with `above` lines before it and `below` after it."""
+        answer = await self.rank(q, person)
+        if answer.opted_out or answer.rank is None:
+            return answer, []
+        idx = await self._index(q, answer.period)
+        return answer, idx.around(person, above=above, below=below)
+
+    async def rising(self, q: BoardQuery, *, first: int = 10) -> tuple[str, list[Riser]]:
+        """Who gained most on the previous period (cached for a few seconds)."""
+        if q.window is Window.ALL_TIME:
+            raise BoardError(
+                "validation", "all_time has no previous period to rise from", field="window"
+            )
+        period = self._period(q)
+        cache_key = (q, period, first)
+        hit = self._rising.get(cache_key)
+        now = time.monotonic()
+        if hit is not None and now - hit[0] < self.rising_ttl:
+            return period, hit[1]
+        prev = previous_period(q.window, period)
+        assert prev is not None
+        cur_idx = await self._index(q, period)
+        prev_idx = await self._index(q, prev)
+        gains = (
+            Riser(p, s, prev_s, s - prev_s)
+            for p, s in cur_idx.items()
+            if s > (prev_s := prev_idx.score(p) or 0)
+        )
+        risers = heapq.nsmallest(first, gains, key=lambda r: (-r.gain, r.person))
+        self._rising[cache_key] = (now, risers)
+        return period, risers
+
+    def _person_board(self, q: BoardQuery) -> None:
+        if q.scope == Scope.TEAMS:
+            raise BoardError("validation", "the teams board ranks teams, not people", field="scope")
+
+    def counters_of(self, key: StoredBoard, person: str) -> Counters:
+        """The person's counters on a resident board (zeros if not resident)."""
+        board = self._boards.get(key)
+        return board.get(person) if board is not None else ZERO

@@ -1,0 +1,130 @@
+"""Live updates: LeaderboardChanged events, coalesced to at most one per board per interval.
+
+Commits mark (board, person) as touched; a loop looks at touched current boards once per
+interval and publishes, through the outbox, only if the top N changed or someone moved
+within the watched ranks. Bursts therefore cost one event per board per interval.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from thrive_shared.contracts import Board, LeaderboardChanged, RankMove, Standing
+
+from thrive_leaderboard.domain.contributions import COMPANY, THEME_PREFIX
+from thrive_leaderboard.domain.ranking import Ranked
+from thrive_leaderboard.domain.scoring import Metric, display
+from thrive_leaderboard.domain.standings import StoredBoard
+from thrive_leaderboard.service_layer.boards import Leaderboards
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[list[LeaderboardChanged]], Awaitable[None]]
+
+
+@dataclass
+class _Seen:
+    top: list[tuple[str, int]] = field(default_factory=list)
+    ranks: dict[str, int] = field(default_factory=dict)  # last published rank, watched range
+
+
+class LiveUpdates:
+    """Decides which LeaderboardChanged events to publish, and publishes them."""
+
+    def __init__(
+        self,
+        *,
+        boards: Leaderboards,
+        publish: Publish,
+        top_n: int = 10,
+        watch_ranks: int = 100,
+        metrics: Iterable[Metric] = (Metric.SERVICE,),
+    ) -> None:
+        self.boards = boards
+        self.publish = publish
+        self.top_n = top_n
+        self.watch_ranks = watch_ranks
+        self.metrics = tuple(metrics)
+        self._touched: dict[StoredBoard, set[str]] = {}
+        self._seen: dict[tuple[StoredBoard, Metric], _Seen] = {}
+        boards.listeners.append(self.touch)
+
+    def touch(self, board: StoredBoard, person: str) -> None:
+        """Note that a person's standing on a board changed (called after commit)."""
+        self._touched.setdefault(board, set()).add(person)
+
+    def pending(self) -> int:
+        """Boards with changes not yet looked at."""
+        return len(self._touched)
+
+    def changes(self) -> list[LeaderboardChanged]:
+        """The events the changes since the last call call for (and forget those changes)."""
+        touched, self._touched = self._touched, {}
+        out: list[LeaderboardChanged] = []
+        for key, people in touched.items():
+            if key.period != self.boards.current_period(key.window):
+                continue  # late events for past periods do not make live news
+            board = self.boards.resident(key)
+            if board is None:
+                continue
+            for metric in self.metrics:
+                event = self._diff(key, metric, board.index(metric), people)
+                if event is not None:
+                    out.append(event)
+        return out
+
+    def _diff(
+        self, key: StoredBoard, metric: Metric, idx: Any, people: set[str]
+    ) -> LeaderboardChanged | None:
+        seen = self._seen.setdefault((key, metric), _Seen())
+        top: list[Ranked] = idx.top(self.top_n)
+        top_pairs = [(r.person, r.score) for r in top]
+        watched = idx.slice(self.watch_ranks - 1, self.watch_ranks)
+        floor = watched[0].score if watched else 1  # lowest score still within watched ranks
+        moved: list[RankMove] = []
+        new_ranks: dict[str, int] = {}
+        for person in sorted(people):
+            score = idx.score(person)
+            old = seen.ranks.get(person)
+            if score is not None and score >= floor:  # cheap test first: most are far below
+                rank = idx.rank_of_score(score)
+                new_ranks[person] = rank
+                if old != rank:
+                    moved.append(RankMove(person=person, old_rank=old, new_rank=rank))
+            elif old is not None:
+                moved.append(RankMove(person=person, old_rank=old, new_rank=None))
+        for line in top:
+            new_ranks.setdefault(line.person, line.rank)
+        changed_top = top_pairs != seen.top
+        seen.ranks.update(new_ranks)
+        for person in [p for p in seen.ranks if p in people and p not in new_ranks]:
+            del seen.ranks[person]
+        if len(seen.ranks) > 4 * self.watch_ranks:  # bounded: keep the best-ranked
+            keep = sorted(seen.ranks.items(), key=lambda kv: kv[1])[: 2 * self.watch_ranks]
+            seen.ranks = dict(keep)
+        seen.top = top_pairs
+        if not changed_top and not moved:
+            return None
+        scope, scope_id = (
+            ("theme", key.scope[len(THEME_PREFIX) :])
+            if key.scope.startswith(THEME_PREFIX)
+            else (COMPANY, None)
+        )
+        return LeaderboardChanged(
+            board=Board(
+                metric=metric.value, window=key.window.value, scope=scope, scope_id=scope_id
+            ),
+            period=key.period,
+            top=[Standing(person=r.person, rank=r.rank, score=display(r.score)) for r in top],
+            moved=moved[: self.watch_ranks],
+        )
+
+    async def tick(self) -> int:
+        """Publish what changed since the last tick; return how many events went out."""
+        events = self.changes()
+        if events:
+            await self.publish(events)
+        return len(events)

@@ -1,0 +1,64 @@
+"""Leaderboard settings: env prefix THRIVE_LEADERBOARD_ (plus the common Kafka/DB ones)."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
+from thrive_shared.contracts import topics
+from thrive_shared.settings import CommonSettings
+
+from thrive_leaderboard.domain.scoring import Metric, Weights
+
+
+class LeaderboardSettings(CommonSettings):
+    """Everything the leaderboard service can be told from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="THRIVE_LEADERBOARD_", extra="ignore")
+
+    port: int = 8102
+    timezone: str = Field(default="UTC", description="Company timezone for calendar periods.")
+    weight_help: float = 1.0
+    weight_discounted: float = 0.25
+    weight_breadth: float = 2.0
+    weight_cross_team: float = 1.0
+    person_hash_key: SecretStr = Field(
+        default=SecretStr("thrive-dev-only-change-me"),
+        description="Key for the hashes of givers (distinct counts) and erasure tombstones.",
+    )
+    preload_metrics: list[Metric] = Field(default_factory=lambda: [Metric.SERVICE])
+    live_metrics: list[Metric] = Field(default_factory=lambda: [Metric.SERVICE])
+    live_interval_seconds: float = Field(default=1.0, gt=0)
+    live_top_n: int = Field(default=10, ge=1, le=100)
+    max_resident_entries: int = Field(default=30_000_000, ge=1000)
+    consumer_name: str = "standings"
+    topic_help_received: str = topics.HELP_RECEIVED
+    topic_milestone_reached: str = topics.MILESTONE_REACHED
+    topic_directory_person: str = topics.DIRECTORY_PERSON
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r}") from exc
+        return value
+
+    def tz(self) -> ZoneInfo:
+        """The company timezone."""
+        return ZoneInfo(self.timezone)
+
+    def weights(self) -> Weights:
+        """Weights of the default `service` board."""
+        return Weights(
+            help=self.weight_help,
+            discounted=self.weight_discounted,
+            breadth=self.weight_breadth,
+            cross_team=self.weight_cross_team,
+        )
+
+    def topics(self) -> list[str]:
+        """Topics the standings consumer reads."""
+        return [self.topic_help_received, self.topic_milestone_reached, self.topic_directory_person]

@@ -1,0 +1,70 @@
+import random
+
+from thrive_leaderboard.domain.ranking import RankIndex
+
+
+def lines(idx, n=100):
+    return [(r.person, r.rank, r.score) for r in idx.top(n)]
+
+
+def test_equal_scores_share_a_rank_and_list_by_person_id():
+    idx = RankIndex({"carol": 5, "bob": 7, "alice": 5, "dave": 3})
+    assert lines(idx) == [("bob", 1, 7), ("alice", 2, 5), ("carol", 2, 5), ("dave", 4, 3)]
+    assert idx.rank("carol").rank == 2
+    assert idx.rank("dave").rank == 4
+
+
+def test_listing_does_not_depend_on_arrival_order():
+    people = {f"p{i}": i % 4 for i in range(1, 50)}
+    a = RankIndex()
+    b = RankIndex()
+    for p, s in people.items():
+        a.set(p, s)
+    for p, s in reversed(list(people.items())):
+        b.set(p, s + 10)
+        b.set(p, s)
+    assert lines(a) == lines(b)
+
+
+def test_updates_move_people_and_discard_removes_them():
+    idx = RankIndex({"a": 1, "b": 2, "c": 3})
+    idx.set("a", 10)
+    assert [r.person for r in idx.top(3)] == ["a", "c", "b"]
+    idx.discard("c")
+    assert idx.rank("c") is None
+    assert idx.rank("b").rank == 2
+    assert len(idx) == 2
+
+
+def test_cursor_pages_cover_the_board_once():
+    idx = RankIndex({f"p{i:02d}": i // 3 for i in range(30)})
+    seen = []
+    page = idx.top(7)
+    while page:
+        seen += [r.person for r in page]
+        last = page[-1]
+        page = idx.after(last.score, last.person, 7)
+    assert seen == [r.person for r in idx.top(100)]
+    assert len(set(seen)) == 30
+
+
+def test_around_shows_two_above_and_two_below():
+    idx = RankIndex({"a": 50, "b": 40, "c": 30, "d": 20, "e": 10, "f": 5})
+    assert [r.person for r in idx.around("c")] == ["a", "b", "c", "d", "e"]
+    assert [r.person for r in idx.around("a")] == ["a", "b", "c"]
+    assert [(r.person, r.rank) for r in idx.around("f")] == [("d", 4), ("e", 5), ("f", 6)]
+    assert idx.around("nobody") == []
+
+
+def test_ranks_match_counting_higher_scores_on_random_boards():
+    rng = random.Random(7)
+    scores = {f"p{i}": rng.randrange(20) for i in range(500)}
+    idx = RankIndex(scores)
+    for _ in range(300):
+        p = f"p{rng.randrange(500)}"
+        scores[p] = rng.randrange(20)
+        idx.set(p, scores[p])
+    for p, s in scores.items():
+        assert idx.rank(p).rank == 1 + sum(1 for v in scores.values() if v > s)
+    listed = idx.top(1000)
+    assert [r.person for r in listed] == sorted(scores, key=lambda p: (-scores[p], p))

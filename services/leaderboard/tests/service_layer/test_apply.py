@@ -1,0 +1,137 @@
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from thrive_leaderboard.adapters.repository import CommittedRow
+from thrive_leaderboard.domain.contributions import PersonKeys
+from thrive_leaderboard.domain.periods import Window
+from thrive_leaderboard.domain.scoring import Counters, Metric, Weights, scorers
+from thrive_leaderboard.domain.standings import StoredBoard
+from thrive_leaderboard.service_layer.apply import Applier
+from thrive_leaderboard.service_layer.boards import BoardQuery, Leaderboards
+from thrive_leaderboard.service_layer.directory import Directory
+from thrive_shared.contracts import HelpReceived, PersonErased, PersonUpserted, make_event
+
+NOW = datetime(2026, 3, 4, 12, tzinfo=UTC)
+KEYS = PersonKeys(b"k")
+
+
+class FakeRepository:
+    """The standings table's semantics in memory: sums, distinct givers, tombstones."""
+
+    def __init__(self):
+        self.rows = {}
+        self.givers = {}
+        self.people = {}
+        self.erased = set()
+
+    async def apply(self, conn, rows, person_keys):
+        out = []
+        for key, agg in rows.items():
+            if person_keys[key[3]] in self.erased:
+                continue
+            old = self.rows.get(key, Counters())
+            seen = self.givers.setdefault(key, set())
+            new_givers = (agg.givers or set()) - seen
+            seen |= new_givers
+            new = Counters(
+                old.n + agg.n,
+                old.nd + agg.nd,
+                old.d + len(new_givers),
+                old.x + agg.x,
+                old.m + agg.m,
+            )
+            self.rows[key] = new
+            out.append(CommittedRow(StoredBoard(key[0], Window(key[1]), key[2]), key[3], new))
+        return out
+
+    async def is_erased(self, conn, key):
+        return key in self.erased
+
+    async def upsert_person(self, conn, person, team):
+        self.people[person] = team
+
+    async def erase(self, conn, person, key):
+        self.rows = {k: v for k, v in self.rows.items() if k[3] != person}
+        self.people.pop(person, None)
+        self.erased.add(key)
+
+
+def thanks(i, helper, giver, **kw):
+    data = HelpReceived(
+        thanks_id=f"t{i}",
+        giver=giver,
+        helper=helper,
+        given_at=NOW,
+        helper_team="red",
+        giver_team="blue",
+        **kw,
+    )
+    return make_event(data, source="thrive/recognition", id=f"e{i}")
+
+
+async def make():
+    async def load(key):
+        return {}
+
+    lb = Leaderboards(
+        loader=load,
+        directory=Directory(),
+        scorers=scorers(Weights()),
+        tz=ZoneInfo("UTC"),
+        clock=lambda: NOW,
+    )
+    await lb.preload([Metric.SERVICE, Metric.PEOPLE_HELPED])
+    repo = FakeRepository()
+    return Applier(repo=repo, keys=KEYS, tz=ZoneInfo("UTC"), boards=lb), lb, repo
+
+
+async def test_memory_changes_only_after_commit_and_matches_the_store():
+    applier, lb, repo = await make()
+    events = [
+        thanks(1, "ann", "bob"),
+        thanks(2, "ann", "bob"),
+        thanks(3, "ann", "cat"),
+        thanks(4, "dan", "bob", discounted=True),
+    ]
+    await applier.apply_batch(None, events)
+    q = BoardQuery(metric=Metric.PEOPLE_HELPED, window=Window.WEEK)
+    assert (await lb.rank(q, "ann")).rank is None  # not committed yet
+    await applier.after_commit([(e, None) for e in events])
+    ann = await lb.rank(q, "ann")
+    assert (ann.rank, ann.score) == (1, 200)
+    assert repo.rows[("company", "all_time", "all", "ann")] == Counters(n=3, d=2, x=3)
+    service = await lb.rank(BoardQuery(window=Window.WEEK), "dan")
+    assert service.score == 25 + 200 + 100  # a discounted thanks, one person, cross-team
+
+
+async def test_a_batch_that_never_commits_leaves_memory_untouched():
+    applier, lb, _ = await make()
+    await applier.apply_batch(None, [thanks(1, "ann", "bob")])
+    await applier.after_commit([])
+    assert (await lb.rank(BoardQuery(window=Window.WEEK), "ann")).rank is None
+
+
+async def test_erasure_forgets_the_person_and_ignores_their_later_events():
+    applier, lb, repo = await make()
+    upsert = make_event(
+        PersonUpserted(person="ann", name="Ann", email="a@x.io", team="red"), source="hr"
+    )
+    first = thanks(1, "ann", "bob")
+    erase = make_event(PersonErased(person="ann"), source="hr")
+    late = thanks(2, "ann", "cat")
+    other = thanks(3, "cat", "ann")
+    batch = [upsert, first, erase, late, other]
+    await applier.apply_batch(None, batch)
+    await applier.after_commit([(e, None) for e in batch])
+    q = BoardQuery(window=Window.WEEK)
+    assert (await lb.rank(q, "ann")).rank is None
+    assert not any(k[3] == "ann" for k in repo.rows)
+    # cat's thanks from ann still counts for cat: others' counts are untouched.
+    assert (await lb.rank(q, "cat")).rank == 1
+    assert lb.directory.team_of("ann") is None
+
+
+async def test_self_thanks_and_erased_helpers_score_nothing():
+    applier, _, repo = await make()
+    await applier.apply_batch(None, [thanks(1, "ann", "ann"), thanks(2, None, "bob")])
+    assert repo.rows == {}

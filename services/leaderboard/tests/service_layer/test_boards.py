@@ -1,0 +1,161 @@
+import asyncio
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from thrive_leaderboard.adapters.repository import CommittedRow, PersonRow
+from thrive_leaderboard.domain.periods import Window
+from thrive_leaderboard.domain.scoring import Counters, Metric, Weights, scorers
+from thrive_leaderboard.domain.standings import StoredBoard
+from thrive_leaderboard.service_layer.boards import BoardError, BoardQuery, Leaderboards, Scope
+from thrive_leaderboard.service_layer.directory import Directory
+
+NOW = datetime(2026, 3, 4, 12, tzinfo=UTC)
+MONTH = StoredBoard("company", Window.MONTH, "2026-03")
+FEB = StoredBoard("company", Window.MONTH, "2026-02")
+Q = BoardQuery(metric=Metric.THANKS_RECEIVED, window=Window.MONTH)
+
+
+class FakeStore:
+    """Stands in for Postgres: stored boards by key; can hold a load to test races."""
+
+    def __init__(self, boards):
+        self.boards = boards
+        self.loads = []
+        self.gate = None
+
+    async def load(self, key):
+        self.loads.append(key)
+        snapshot = dict(self.boards.get(key, {}))
+        if self.gate is not None:
+            await self.gate.wait()
+        return snapshot
+
+
+def make(boards, people=()):
+    store = FakeStore(boards)
+    lb = Leaderboards(
+        loader=store.load,
+        directory=Directory(people),
+        scorers=scorers(Weights()),
+        tz=ZoneInfo("UTC"),
+        clock=lambda: NOW,
+    )
+    return lb, store
+
+
+def c(n, **kw):
+    return Counters(n=n, **kw)
+
+
+PEOPLE = [
+    PersonRow("ann", "red", False),
+    PersonRow("bob", "red", False),
+    PersonRow("cat", "blue", False),
+    PersonRow("dan", "blue", False),
+]
+
+
+async def test_top_lists_the_current_period_with_shared_ranks_for_ties():
+    lb, _ = make({MONTH: {"ann": c(3), "bob": c(5), "cat": c(3), "dan": c(1)}}, PEOPLE)
+    page = await lb.top(Q, first=3)
+    assert page.period == "2026-03"
+    assert [(r.person, r.rank, r.score) for r in page.items] == [
+        ("bob", 1, 500),
+        ("ann", 2, 300),
+        ("cat", 2, 300),
+    ]
+    rest = await lb.top(Q, first=3, after=page.next_after)
+    assert [r.person for r in rest.items] == ["dan"]
+    assert rest.next_after is None
+
+
+async def test_opted_out_people_vanish_and_others_move_up_but_team_totals_keep_their_help():
+    lb, _ = make({MONTH: {"ann": c(3), "bob": c(5), "cat": c(4)}}, PEOPLE)
+    assert (await lb.rank(Q, "cat")).rank == 2
+    lb.set_opted_out("bob", True)
+    assert (await lb.rank(Q, "bob")).opted_out
+    assert (await lb.rank(Q, "cat")).rank == 1
+    assert "bob" not in [r.person for r in (await lb.top(Q)).items]
+    teams = await lb.top(
+        BoardQuery(metric=Metric.THANKS_RECEIVED, window=Window.MONTH, scope=Scope.TEAMS)
+    )
+    assert [(r.person, r.score) for r in teams.items] == [("red", 800), ("blue", 400)]
+    team = await lb.top(
+        BoardQuery(
+            metric=Metric.THANKS_RECEIVED, window=Window.MONTH, scope=Scope.TEAM, scope_id="red"
+        )
+    )
+    assert [r.person for r in team.items] == ["ann"]
+    lb.set_opted_out("bob", False)
+    assert (await lb.rank(Q, "bob")).rank == 1
+
+
+async def test_committed_rows_update_ranks_and_team_moves_carry_totals():
+    lb, _ = make({MONTH: {"ann": c(3), "cat": c(4)}}, PEOPLE)
+    await lb.top(Q)
+    lb.apply_committed([CommittedRow(MONTH, "ann", c(9))])
+    assert (await lb.rank(Q, "ann")).rank == 1
+    lb.set_team("ann", "blue")
+    teams = await lb.top(
+        BoardQuery(metric=Metric.THANKS_RECEIVED, window=Window.MONTH, scope=Scope.TEAMS)
+    )
+    assert [(r.person, r.score) for r in teams.items] == [("blue", 1300)]
+
+
+async def test_a_previous_period_is_loaded_on_demand():
+    lb, store = make({MONTH: {"ann": c(1)}, FEB: {"bob": c(2)}}, PEOPLE)
+    old = await lb.top(
+        BoardQuery(metric=Metric.THANKS_RECEIVED, window=Window.MONTH, period="2026-02")
+    )
+    assert [r.person for r in old.items] == ["bob"]
+    assert FEB in store.loads
+
+
+async def test_updates_committed_while_a_board_loads_are_not_lost():
+    lb, store = make({MONTH: {"ann": c(1)}}, PEOPLE)
+    store.gate = asyncio.Event()
+    loading = asyncio.create_task(lb.top(Q))
+    await asyncio.sleep(0)
+    lb.apply_committed([CommittedRow(MONTH, "bob", c(7))])
+    store.gate.set()
+    page = await loading
+    assert [r.person for r in page.items] == ["bob", "ann"]
+
+
+async def test_erasure_removes_the_person_and_leaves_others_untouched():
+    lb, _ = make({MONTH: {"ann": c(3), "bob": c(5)}}, PEOPLE)
+    await lb.top(Q)
+    lb.erase("bob")
+    rank = await lb.rank(Q, "bob")
+    assert rank.rank is None and not rank.opted_out
+    assert (await lb.rank(Q, "ann")).rank == 1
+    assert (await lb.rank(Q, "ann")).score == 300
+
+
+async def test_neighbourhood_and_rising():
+    lb, _ = make(
+        {
+            MONTH: {"ann": c(1), "bob": c(5), "cat": c(4), "dan": c(3)},
+            FEB: {"bob": c(5), "cat": c(1)},
+        },
+        PEOPLE,
+    )
+    answer, lines = await lb.neighbourhood(Q, "dan", above=1, below=1)
+    assert answer.rank == 3
+    assert [r.person for r in lines] == ["cat", "dan", "ann"]
+    _, risers = await lb.rising(Q)
+    # Equal gains list by person id; bob did not gain, so he is not rising.
+    assert [(r.person, r.gain) for r in risers] == [("cat", 300), ("dan", 300), ("ann", 100)]
+
+
+async def test_bad_queries_are_refused_clearly():
+    with pytest.raises(BoardError, match="scope_id"):
+        BoardQuery(scope=Scope.TEAM)
+    with pytest.raises(BoardError, match="period"):
+        BoardQuery(window=Window.WEEK, period="2026-03")
+    lb, _ = make({})
+    with pytest.raises(BoardError, match="all_time"):
+        await lb.rising(BoardQuery(window=Window.ALL_TIME))
+    with pytest.raises(BoardError, match="ranks teams"):
+        await lb.rank(BoardQuery(scope=Scope.TEAMS), "ann")

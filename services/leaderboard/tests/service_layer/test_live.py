@@ -1,0 +1,73 @@
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from thrive_leaderboard.adapters.repository import CommittedRow
+from thrive_leaderboard.domain.periods import Window
+from thrive_leaderboard.domain.scoring import Counters, Metric, Weights, scorers
+from thrive_leaderboard.domain.standings import StoredBoard
+from thrive_leaderboard.service_layer.boards import Leaderboards
+from thrive_leaderboard.service_layer.directory import Directory
+from thrive_leaderboard.service_layer.live import LiveUpdates
+
+NOW = datetime(2026, 3, 4, 12, tzinfo=UTC)
+WEEK = StoredBoard("company", Window.WEEK, "2026-W10")
+OLD_WEEK = StoredBoard("company", Window.WEEK, "2026-W01")
+
+
+async def setup(boards):
+    async def load(key):
+        return dict(boards.get(key, {}))
+
+    lb = Leaderboards(
+        loader=load,
+        directory=Directory(),
+        scorers=scorers(Weights()),
+        tz=ZoneInfo("UTC"),
+        clock=lambda: NOW,
+    )
+    published = []
+
+    async def publish(events):
+        published.append(events)
+
+    live = LiveUpdates(boards=lb, publish=publish, top_n=3, metrics=[Metric.THANKS_RECEIVED])
+    await lb.board(WEEK)
+    await lb.board(OLD_WEEK)
+    return lb, live, published
+
+
+async def test_a_burst_makes_one_event_per_board_per_tick():
+    lb, live, published = await setup({WEEK: {}})
+    for i in range(1, 200):
+        lb.apply_committed([CommittedRow(WEEK, f"p{i % 7}", Counters(n=i))])
+    assert await live.tick() == 1
+    (event,) = published[0]
+    assert event.board.metric == "thanks_received"
+    assert event.board.window == "week"
+    assert event.period == "2026-W10"
+    assert [s.person for s in event.top] == ["p3", "p2", "p1"]
+    assert {m.person for m in event.moved} == {f"p{i}" for i in range(7)}
+    assert await live.tick() == 0  # nothing new: nothing published
+
+
+async def test_only_real_moves_are_published():
+    lb, live, published = await setup({WEEK: {"a": Counters(n=5), "b": Counters(n=3)}})
+    lb.apply_committed([CommittedRow(WEEK, "a", Counters(n=5))])
+    await live.tick()
+    published.clear()
+    # b gains but stays second: the top changed (score), so one event, b did not move.
+    lb.apply_committed([CommittedRow(WEEK, "b", Counters(n=4))])
+    assert await live.tick() == 1
+    assert published[0][0].moved == []
+    # b overtakes a: both moved.
+    lb.apply_committed([CommittedRow(WEEK, "b", Counters(n=9))])
+    await live.tick()
+    moves = {(m.person, m.old_rank, m.new_rank) for m in published[-1][0].moved}
+    assert ("b", 2, 1) in moves
+
+
+async def test_late_events_for_past_periods_publish_nothing():
+    lb, live, published = await setup({})
+    lb.apply_committed([CommittedRow(OLD_WEEK, "a", Counters(n=5))])
+    assert await live.tick() == 0
+    assert published == []
