@@ -29,7 +29,8 @@ SCHEMAS = K8S / "schemas"
 OBSERVABILITY = ROOT / "deploy" / "observability"
 OVERLAYS = ("dev", "prod")
 SERVICES = ("recognition", "leaderboard", "notifier", "gateway")
-KUBERNETES_VERSION = "1.33.0"
+# The oldest Kubernetes deploy/README.md supports, and a recent one.
+KUBERNETES_VERSIONS = ("1.30.0", "1.35.0")
 INGRESS_NAMESPACE = "ingress-nginx"
 CANONICAL_TOPICS = {
     topics.HELP_REQUESTED,
@@ -150,15 +151,16 @@ def test_overlay_renders_a_complete_install(overlay: str) -> None:
 
 
 @needs_kubectl
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_core_resources_pass_strict_kubernetes_schemas(overlay: str) -> None:
+def test_core_resources_pass_strict_kubernetes_schemas(overlay: str, version: str) -> None:
     errors = []
     checked = 0
     for doc in render(overlay):
         if is_custom(doc):
             continue
         try:
-            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+            kubernetes_validate.validate(doc, version, strict=True)
             checked += 1
         except kubernetes_validate.ValidationError as exc:
             errors.append(f"{doc['kind']}/{doc['metadata']['name']}: {exc.message} at {exc.path}")
