@@ -1,0 +1,66 @@
+"""Command line: `thrive-gateway serve` and `thrive-gateway export-schema`."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="Thrive's GraphQL gateway.", no_args_is_help=True)
+SDL_PATH = Path(__file__).resolve().parents[2] / "schema.graphql"
+
+
+@app.command()
+def serve(
+    host: str | None = typer.Option(None, help="Bind address (default from settings)."),
+    port: int | None = typer.Option(None, help="Port (default from settings)."),
+    in_memory: bool = typer.Option(
+        False, help="Serve demo data from memory instead of calling the services."
+    ),
+) -> None:
+    """Run the gateway with uvicorn."""
+    import uvicorn
+
+    from thrive_gateway.app import build_gateway, create_app
+    from thrive_gateway.settings import GatewaySettings
+
+    logging.basicConfig(level=logging.INFO)
+    settings = GatewaySettings()
+    services = None
+    if in_memory:
+        from thrive_gateway.auth.dev_issuer import DEMO_USERS
+        from thrive_gateway.clients.memory import InMemoryPlatform
+
+        platform = InMemoryPlatform()
+        for user in DEMO_USERS:
+            platform.add_person(user.id, user.name, user.team)
+        services = platform.services()
+    gateway = build_gateway(settings, services=services)
+    uvicorn.run(
+        create_app(gateway),
+        host=host or settings.host,
+        port=port or settings.port,
+        ws_max_size=settings.max_body_bytes,
+        log_level="info",
+    )
+
+
+@app.command("export-schema")
+def export_schema(
+    output: Path = typer.Option(SDL_PATH, help="Where to write the SDL."),  # noqa: B008
+) -> None:
+    """Write the GraphQL SDL (as `strawberry export-schema` prints it)."""
+    from thrive_gateway.schema import schema
+
+    output.write_text(schema.as_str() + "\n")
+    typer.echo(f"wrote {output}")
+
+
+def main() -> None:
+    """Entry point of the `thrive-gateway` script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,273 @@
+"""The gateway's ASGI app: GraphQL over HTTP and WebSocket, health, metrics, widgets, dev issuer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.extensions import SchemaExtension
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from thrive_gateway.auth import ANONYMOUS, InvalidToken, JwksCache, Principal, TokenVerifier
+from thrive_gateway.auth.dev_issuer import DevIssuer
+from thrive_gateway.auth.jwks import JwksFetcher, http_fetcher
+from thrive_gateway.clients.api import Services
+from thrive_gateway.clients.http import http_services
+from thrive_gateway.live.cache import TtlCache
+from thrive_gateway.live.events import LiveState
+from thrive_gateway.metrics import REGISTRY, WEBSOCKETS, OperationMetrics
+from thrive_gateway.protection.body_limit import BodySizeLimit
+from thrive_gateway.protection.persisted import load_allow_list
+from thrive_gateway.protection.rate_limit import RateLimiter
+from thrive_gateway.schema import build_schema
+from thrive_gateway.schema.context import GatewayContext
+from thrive_gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+WIDGETS_DIR = Path(__file__).parent / "widgets"
+PRINCIPAL_KEY = "thrive.principal"
+
+
+@dataclass
+class Gateway:
+    """What the app is made of; tests build one with fakes."""
+
+    settings: GatewaySettings
+    services: Services
+    verifier: TokenVerifier
+    live: LiveState
+    rate_limiter: RateLimiter
+    dev_issuer: DevIssuer | None = None
+    http_clients: list[httpx.AsyncClient] = field(default_factory=list)
+    ready: bool = True
+
+
+def bearer_token(value: str | None) -> str | None:
+    """The token in an `Authorization: Bearer <token>` value, if any."""
+    if not value:
+        return None
+    scheme, _, token = value.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+class AuthMiddleware:
+    """Validates the bearer token of HTTP requests; 401 for a bad one, anonymous for none."""
+
+    def __init__(self, app: ASGIApp, *, verifier: TokenVerifier) -> None:
+        self.app = app
+        self.verifier = verifier
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        header = None
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                header = value.decode("latin-1")
+                break
+        principal: Principal = ANONYMOUS
+        if header is not None:
+            token = bearer_token(header)
+            try:
+                if token is None:
+                    raise InvalidToken("use an `Authorization: Bearer <token>` header")
+                principal = await self.verifier.verify(token)
+            except InvalidToken as exc:
+                response = JSONResponse(
+                    {"errors": [{"message": str(exc), "extensions": {"code": "UNAUTHENTICATED"}}]},
+                    status_code=401,
+                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                )
+                await response(scope, receive, send)
+                return
+        scope.setdefault("state", {})[PRINCIPAL_KEY] = principal
+        await self.app(scope, receive, send)
+
+
+class GatewayGraphQL(GraphQL[GatewayContext, None]):
+    """Strawberry's ASGI view with the gateway's context and connection_init authentication."""
+
+    def __init__(self, gateway: Gateway, **kwargs: Any) -> None:
+        self.gateway = gateway
+        super().__init__(**kwargs)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            WEBSOCKETS.inc()
+            try:
+                await super().__call__(scope, receive, send)
+            finally:
+                WEBSOCKETS.dec()
+            return
+        await super().__call__(scope, receive, send)
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> GatewayContext:
+        gw = self.gateway
+        principal = request.scope.get("state", {}).get(PRINCIPAL_KEY, ANONYMOUS)
+        return GatewayContext(
+            services=gw.services,
+            live=gw.live,
+            settings=gw.settings,
+            rate_limiter=gw.rate_limiter,
+            principal=principal,
+            request=request,
+            response=response,
+        )
+
+    async def on_ws_connect(self, context: GatewayContext) -> dict[str, object] | None:
+        params = context.connection_params or {}
+        raw = params.get("authorization") or params.get("Authorization")
+        token = bearer_token(raw) if isinstance(raw, str) else None
+        if token is None and isinstance(params.get("token"), str):
+            token = params["token"]
+        if not token:
+            raise ConnectionRejectionError({"reason": "send a bearer token in connection_init"})
+        try:
+            context.principal = await self.gateway.verifier.verify(token)
+        except InvalidToken as exc:
+            raise ConnectionRejectionError({"reason": str(exc)}) from exc
+        context.fresh_loaders()
+        return {"person": context.principal.person_id}
+
+
+def build_gateway(
+    settings: GatewaySettings,
+    *,
+    services: Services | None = None,
+    jwks_fetcher: JwksFetcher | None = None,
+    live: LiveState | None = None,
+) -> Gateway:
+    """Wire the gateway's parts from settings; pass fakes to replace any of them."""
+    dev = None
+    if settings.dev_issuer and not settings.production:
+        dev = DevIssuer(issuer=settings.oidc_issuer, audience=settings.oidc_audience)
+    if jwks_fetcher is None:
+        if dev is not None:
+            dev_jwks = dev.jwks()
+
+            async def fetch_dev() -> dict[str, Any]:
+                return dev_jwks
+
+            jwks_fetcher = fetch_dev
+        else:
+            jwks_fetcher = http_fetcher(settings.jwks_url, timeout=settings.service_timeout_seconds)
+    verifier = TokenVerifier(
+        JwksCache(
+            jwks_fetcher,
+            max_age=settings.jwks_max_age_seconds,
+            cooldown=settings.jwks_refetch_cooldown_seconds,
+        ),
+        issuer=settings.oidc_issuer,
+        audience=settings.oidc_audience,
+        algorithms=settings.jwt_algorithms,
+        leeway=settings.jwt_leeway_seconds,
+    )
+    clients: list[httpx.AsyncClient] = []
+    if services is None:
+        services, clients = http_services(
+            recognition_url=settings.recognition_url,
+            leaderboard_url=settings.leaderboard_url,
+            notifier_url=settings.notifier_url,
+            timeout=settings.service_timeout_seconds,
+        )
+    if live is None:
+        live = LiveState(
+            feed_cache=TtlCache(ttl=settings.feed_cache_ttl_seconds, max_entries=2_000),
+            board_cache=TtlCache(ttl=settings.board_cache_ttl_seconds, max_entries=2_000),
+        )
+    return Gateway(
+        settings=settings,
+        services=services,
+        verifier=verifier,
+        live=live,
+        rate_limiter=RateLimiter(
+            rate_per_minute=settings.mutation_rate_per_minute, burst=settings.mutation_burst
+        ),
+        dev_issuer=dev,
+        http_clients=clients,
+    )
+
+
+def _allow_list(settings: GatewaySettings) -> Mapping[str, str] | None:
+    path = settings.persisted_queries_file
+    if path is None and settings.persisted_queries_only:
+        path = WIDGETS_DIR / "persisted-queries.json"
+    return load_allow_list(path) if path is not None else None
+
+
+def create_app(
+    gateway: Gateway, *, extra_extensions: Sequence[Callable[[], SchemaExtension]] = ()
+) -> Starlette:
+    """The Starlette app for a wired gateway."""
+    settings = gateway.settings
+    schema = build_schema(
+        settings,
+        allow_list=_allow_list(settings),
+        extra_extensions=[OperationMetrics, *extra_extensions],
+    )
+    graphql = GatewayGraphQL(
+        gateway,
+        schema=schema,
+        graphql_ide=None if settings.production else "graphiql",
+        allow_queries_via_get=False,
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        keep_alive=True,
+        keep_alive_interval=15,
+    )
+
+    async def health(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def ready(_: Request) -> Response:
+        if not gateway.ready:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    async def metrics(_: Request) -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    async def demo(_: Request) -> Response:
+        return FileResponse(WIDGETS_DIR / "demo.html", media_type="text/html")
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            for client in gateway.http_clients:
+                await client.aclose()
+
+    routes: list[Any] = [
+        Route("/health", health, methods=["GET"]),
+        Route("/ready", ready, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+        Route("/demo", demo, methods=["GET"]),
+        Mount("/widgets", app=StaticFiles(directory=WIDGETS_DIR / "static"), name="widgets"),
+    ]
+    if gateway.dev_issuer is not None:
+        routes += gateway.dev_issuer.routes("/dev-oidc")
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.gateway = gateway
+    app.add_middleware(AuthMiddleware, verifier=gateway.verifier)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,154 @@
+"""What the live topics do to the gateway: push to subscribers and invalidate caches.
+
+`LiveState.apply` is a plain function of one event, so it is tested without Kafka; the
+Kafka consumer only parses records and calls it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from thrive_shared.contracts import (
+    CelebrationDelivered,
+    Envelope,
+    HelpReceived,
+    LeaderboardChanged,
+    MilestoneReached,
+    PersonErased,
+    PersonUpserted,
+    Visibility,
+)
+
+from thrive_gateway.clients.models import MilestoneDTO, PersonDTO, ThanksDTO
+from thrive_gateway.live.cache import TtlCache
+from thrive_gateway.live.hub import Hub
+
+log = logging.getLogger(__name__)
+
+FEED = "feed"
+CELEBRATIONS = "celebrations"
+LEADERBOARD = "leaderboard"
+
+
+@dataclass(frozen=True, slots=True)
+class CelebrationNotice:
+    """A celebration delivered to someone, as pushed to subscriptions."""
+
+    id: str
+    recipient: str
+    team: str | None
+    kind: str
+    title: str
+    about: str
+    themes: tuple[str, ...]
+    delivered_at: Any
+
+
+@dataclass(frozen=True, slots=True)
+class BoardNotice:
+    """A board's top changed."""
+
+    board_key: str
+    metric: str
+    window: str
+    scope: str
+    scope_id: str | None
+    period: str
+    top: tuple[tuple[str, int, float], ...]
+
+
+@dataclass
+class LiveState:
+    """Hub plus the hot read models the events keep fresh."""
+
+    hub: Hub = field(default_factory=Hub)
+    feed_cache: TtlCache[tuple[Any, ...], Any] = field(
+        default_factory=lambda: TtlCache(ttl=30.0, max_entries=2_000)
+    )
+    board_cache: TtlCache[tuple[Any, ...], Any] = field(
+        default_factory=lambda: TtlCache(ttl=30.0, max_entries=2_000)
+    )
+    people_cache: TtlCache[str, PersonDTO | None] = field(
+        default_factory=lambda: TtlCache(ttl=60.0, max_entries=50_000)
+    )
+    applied: int = 0
+
+    def apply(self, event: Envelope[Any]) -> None:
+        """Apply one live event: invalidate what it changes, then notify subscribers."""
+        data = event.data
+        self.applied += 1
+        if isinstance(data, HelpReceived):
+            self.people_cache.invalidate(lambda k: k in (data.giver, data.helper))
+            if data.visibility == Visibility.PUBLIC:
+                self.feed_cache.invalidate()
+                self.hub.publish(FEED, _thanks_item(data))
+            # Boards are invalidated by LeaderboardChanged, which the leaderboard coalesces.
+        elif isinstance(data, MilestoneReached):
+            self.people_cache.invalidate(lambda k: k == data.person)
+            self.feed_cache.invalidate()
+            self.hub.publish(FEED, _milestone_item(data))
+        elif isinstance(data, CelebrationDelivered):
+            self.hub.publish(
+                CELEBRATIONS,
+                CelebrationNotice(
+                    id=data.delivery_id,
+                    recipient=data.recipient,
+                    team=data.team,
+                    kind=data.kind,
+                    title=data.title,
+                    about=data.about,
+                    themes=tuple(data.themes),
+                    delivered_at=data.delivered_at,
+                ),
+            )
+        elif isinstance(data, LeaderboardChanged):
+            key = data.board.key()
+            self.board_cache.invalidate(lambda k: k[0] == key)
+            self.hub.publish(
+                LEADERBOARD,
+                BoardNotice(
+                    board_key=key,
+                    metric=data.board.metric,
+                    window=data.board.window,
+                    scope=data.board.scope,
+                    scope_id=data.board.scope_id,
+                    period=data.period,
+                    top=tuple((s.person, s.rank, s.score) for s in data.top),
+                ),
+            )
+        elif isinstance(data, PersonUpserted | PersonErased):
+            self.people_cache.invalidate(lambda k: k == data.person)
+            self.feed_cache.invalidate()
+
+
+def _thanks_item(data: HelpReceived) -> ThanksDTO:
+    return ThanksDTO(
+        id=data.thanks_id,
+        giver=data.giver,
+        helper=data.helper,
+        giver_team=data.giver_team,
+        helper_team=data.helper_team,
+        message=data.message,
+        themes=list(data.themes),
+        ask_id=data.ask_id,
+        offer_id=data.offer_id,
+        visibility=data.visibility.value,
+        discounted=data.discounted,
+        given_at=data.given_at,
+    )
+
+
+def _milestone_item(data: MilestoneReached) -> MilestoneDTO:
+    return MilestoneDTO(
+        id=data.milestone_id,
+        person=data.person,
+        team=data.team,
+        rule_id=data.rule_id,
+        level=data.level,
+        size=data.size.value,
+        title=data.title,
+        themes=list(data.themes),
+        reached_at=data.reached_at,
+    )

@@ -1,0 +1,78 @@
+"""The gateway's Prometheus metrics (names from the team brief) and a timing extension."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+OPERATIONS = Counter(
+    "thrive_graphql_operations_total",
+    "GraphQL operations by name and outcome.",
+    ["operation", "outcome"],
+    registry=REGISTRY,
+)
+OPERATION_SECONDS = Histogram(
+    "thrive_graphql_operation_duration_seconds",
+    "GraphQL operation latency.",
+    ["operation"],
+    registry=REGISTRY,
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+RESOLVER_SECONDS = Histogram(
+    "thrive_graphql_resolver_duration_seconds",
+    "Latency of root resolvers (which call the services).",
+    ["field"],
+    registry=REGISTRY,
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+)
+WEBSOCKETS = Gauge(
+    "thrive_websocket_connections", "Open GraphQL WebSocket connections.", registry=REGISTRY
+)
+HTTP_REQUESTS = Counter(
+    "thrive_http_requests_total",
+    "HTTP requests.",
+    ["service", "route", "method", "status"],
+    registry=REGISTRY,
+)
+EVENTS_CONSUMED = Counter(
+    "thrive_events_consumed_total",
+    "Live events applied by the gateway.",
+    ["service", "topic", "type", "outcome"],
+    registry=REGISTRY,
+)
+
+
+class OperationMetrics(SchemaExtension):
+    """Counts operations by name and outcome (ok, error, rejected) and times them."""
+
+    def on_operation(self) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        ctx = self.execution_context
+        name = ctx.operation_name or "anonymous"
+        if len(name) > 64:
+            name = name[:64]
+        result = ctx.result
+        errors = getattr(result, "errors", None) or ctx.pre_execution_errors
+        if ctx.graphql_document is None or (errors and getattr(result, "data", None) is None):
+            outcome = (
+                "rejected" if ctx.graphql_document is None or ctx.pre_execution_errors else "error"
+            )
+        elif errors:
+            outcome = "error"
+        else:
+            outcome = "ok"
+        if ctx.graphql_document is not None:
+            try:
+                if ctx.operation_type == OperationType.SUBSCRIPTION:
+                    return
+            except RuntimeError:
+                pass
+        OPERATIONS.labels(operation=name, outcome=outcome).inc()
+        OPERATION_SECONDS.labels(operation=name).observe(time.perf_counter() - started)

@@ -1,0 +1,1 @@
+"""Protection: limits on documents, bodies and mutation rates; persisted queries."""

@@ -1,0 +1,161 @@
+# strawberry's field decorators are untyped under mypy; the resolvers themselves are typed.
+# mypy: disable-error-code="untyped-decorator"
+"""Subscription root: live celebrations, board changes and the feed (graphql-transport-ws)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import AsyncGenerator
+from enum import Enum
+from typing import Any
+
+import strawberry
+
+from thrive_gateway.clients.models import MilestoneDTO, ThanksDTO
+from thrive_gateway.live.events import (
+    CELEBRATIONS,
+    FEED,
+    LEADERBOARD,
+    BoardNotice,
+    CelebrationNotice,
+)
+from thrive_gateway.schema.context import Info
+from thrive_gateway.schema.permissions import IsAuthenticated
+from thrive_gateway.schema.queries import board_query
+from thrive_gateway.schema.types import (
+    BoardMetric,
+    BoardScope,
+    Celebration,
+    FeedItem,
+    Leaderboard,
+    Milestone,
+    PublicError,
+    Standing,
+    Thanks,
+    TimeWindow,
+)
+
+
+@strawberry.enum
+class Audience(Enum):
+    ME = "me"
+    TEAM = "team"
+    THEME = "theme"
+
+
+class _Seen:
+    """Remembers recent ids: a team milestone is delivered once per member, shown once."""
+
+    def __init__(self, size: int = 512) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._size = size
+
+    def first_time(self, key: str) -> bool:
+        if key in self._ids:
+            return False
+        self._ids[key] = None
+        if len(self._ids) > self._size:
+            self._ids.popitem(last=False)
+        return True
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        permission_classes=[IsAuthenticated],
+        description="Celebrations delivered to me, to a team, or on a theme.",
+    )
+    async def celebrations(
+        self,
+        info: Info,
+        audience: Audience = Audience.ME,
+        team: str | None = None,
+        theme: str | None = None,
+    ) -> AsyncGenerator[Celebration, None]:
+        ctx = info.context
+        me = ctx.principal.person_id
+        if audience == Audience.TEAM and not team:
+            raise PublicError("Name the `team` to follow.", extensions={"code": "BAD_USER_INPUT"})
+        if audience == Audience.THEME and not theme:
+            raise PublicError("Name the `theme` to follow.", extensions={"code": "BAD_USER_INPUT"})
+        wanted_theme = (theme or "").strip().lstrip("#").lower()
+        seen = _Seen()
+        async with ctx.live.hub.subscribe(CELEBRATIONS) as queue:
+            while True:
+                notice: CelebrationNotice = await queue.get()
+                if audience == Audience.ME:
+                    if notice.recipient != me:
+                        continue
+                elif audience == Audience.TEAM:
+                    if notice.team != team or not seen.first_time(notice.about):
+                        continue
+                elif wanted_theme not in notice.themes or not seen.first_time(notice.about):
+                    continue
+                ctx.fresh_loaders()
+                yield Celebration(
+                    id=strawberry.ID(notice.id),
+                    kind=notice.kind,
+                    title=notice.title,
+                    about=notice.about,
+                    themes=list(notice.themes),
+                    team=notice.team,
+                    delivered_at=notice.delivered_at,
+                    recipient_id=notice.recipient,
+                )
+
+    @strawberry.subscription(permission_classes=[IsAuthenticated])
+    async def leaderboard_changed(
+        self,
+        info: Info,
+        board: BoardMetric = BoardMetric.SERVICE,
+        window: TimeWindow = TimeWindow.MONTH,
+        scope: BoardScope = BoardScope.COMPANY,
+        scope_id: str | None = None,
+    ) -> AsyncGenerator[Leaderboard, None]:
+        ctx = info.context
+        key = board_query(board, window, scope, scope_id).key()
+        async with ctx.live.hub.subscribe(LEADERBOARD) as queue:
+            while True:
+                notice: BoardNotice = await queue.get()
+                if notice.board_key != key:
+                    continue
+                ctx.fresh_loaders()
+                yield Leaderboard(
+                    metric=board,
+                    window=window,
+                    scope=scope,
+                    scope_id=notice.scope_id,
+                    period=notice.period,
+                    standings=[
+                        Standing(rank=rank, score=score, person_id=person)
+                        for person, rank, score in notice.top
+                    ],
+                )
+
+    @strawberry.subscription(
+        permission_classes=[IsAuthenticated], description="New public thanks and milestones."
+    )
+    async def feed(
+        self, info: Info, team: str | None = None, theme: str | None = None
+    ) -> AsyncGenerator[FeedItem, None]:
+        ctx = info.context
+        wanted_theme = (theme or "").strip().lstrip("#").lower() or None
+        async with ctx.live.hub.subscribe(FEED) as queue:
+            while True:
+                item: Any = await queue.get()
+                if isinstance(item, ThanksDTO):
+                    if item.visibility != "public":
+                        continue
+                    teams = (item.giver_team, item.helper_team)
+                    node: Thanks | Milestone = Thanks.from_dto(item)
+                elif isinstance(item, MilestoneDTO):
+                    teams = (item.team, None)
+                    node = Milestone.from_dto(item)
+                else:
+                    continue
+                if team is not None and team not in teams:
+                    continue
+                if wanted_theme is not None and wanted_theme not in item.themes:
+                    continue
+                ctx.fresh_loaders()
+                yield node

@@ -1,0 +1,76 @@
+"""Gateway settings: one pydantic-settings class, env prefix THRIVE_GATEWAY_."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class GatewaySettings(BaseSettings):
+    """Everything the gateway reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="THRIVE_GATEWAY_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str = "http://127.0.0.1:8000"
+    production: bool = Field(
+        default=False,
+        description="Turns off introspection, field suggestions, GraphiQL and the dev issuer.",
+    )
+
+    # OIDC
+    oidc_issuer: str = "http://127.0.0.1:8000/dev-oidc"
+    oidc_audience: str = "thrive-gateway"
+    oidc_jwks_url: str | None = Field(
+        default=None, description="Defaults to <issuer>/jwks.json when unset."
+    )
+    jwt_algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    jwks_max_age_seconds: float = Field(default=300.0, gt=0)
+    jwks_refetch_cooldown_seconds: float = Field(
+        default=30.0, ge=0, description="Least time between two JWKS fetches for unknown kids."
+    )
+    dev_issuer: bool = Field(
+        default=False, description="Serve /dev-oidc minting tokens for demo users (never prod)."
+    )
+
+    # Internal APIs of the other services
+    recognition_url: str = "http://127.0.0.1:8101"
+    leaderboard_url: str = "http://127.0.0.1:8102"
+    notifier_url: str = "http://127.0.0.1:8103"
+    service_timeout_seconds: float = Field(default=3.0, gt=0)
+
+    # Protection
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_depth: int = Field(default=10, ge=2)
+    max_tokens: int = Field(default=2_000, ge=100)
+    max_aliases: int = Field(default=30, ge=0)
+    max_cost: int = Field(default=5_000, ge=10)
+    max_page_size: int = Field(default=100, ge=1)
+    mutation_rate_per_minute: float = Field(default=30.0, gt=0)
+    mutation_burst: int = Field(default=10, ge=1)
+    persisted_queries_only: bool = Field(
+        default=False, description="Accept only documents in the persisted allow-list."
+    )
+    persisted_queries_file: Path | None = Field(
+        default=None, description="JSON object sha256 -> document; defaults to the widgets' list."
+    )
+
+    # Live topics and caches
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:19092",
+        validation_alias=AliasChoices(
+            "THRIVE_GATEWAY_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"
+        ),
+    )
+    live_consumers: bool = True
+    feed_cache_ttl_seconds: float = Field(default=30.0, ge=0)
+    board_cache_ttl_seconds: float = Field(default=30.0, ge=0)
+
+    @property
+    def jwks_url(self) -> str:
+        """Where the issuer's signing keys are published."""
+        return self.oidc_jwks_url or self.oidc_issuer.rstrip("/") + "/jwks.json"
