@@ -1,0 +1,1 @@
+"""Adapters: Postgres, webhooks, email."""

@@ -1,0 +1,674 @@
+"""The Postgres Repository: SQL as named constants, bulk statements for the fan-out path."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import date, datetime
+from typing import Any
+
+import asyncpg
+import orjson
+from thrive_shared.contracts import Envelope, EventData
+
+from thrive_notifier.adapters.memory import decode_cursor, encode_cursor
+from thrive_notifier.domain.audience import AudienceFacts, AudienceQuery
+from thrive_notifier.domain.digest import DigestEntry
+from thrive_notifier.domain.messages import REDACTED_TITLE, Message
+from thrive_notifier.domain.model import (
+    Celebration,
+    Channel,
+    DeliveryKey,
+    DigestFrequency,
+    Follow,
+    FollowKind,
+    Kind,
+    Mute,
+    MuteKind,
+    Preferences,
+    Profile,
+    Recipient,
+    RecipientKind,
+)
+from thrive_notifier.service_layer.ports import (
+    AttemptRecord,
+    ClaimedDelivery,
+    Deferral,
+    DueReminder,
+    InboxItem,
+    NewDelivery,
+    Page,
+    ParkedDelivery,
+    PersonRecord,
+)
+
+
+def person_digest(person: str) -> bytes:
+    """What is kept of an erased person: a digest, to refuse their replayed events."""
+    return hashlib.sha256(person.encode()).digest()
+
+
+class SQL:
+    """Every statement the notifier runs, by name."""
+
+    UPSERT_PERSON = """
+        INSERT INTO person (person, name, email, team, timezone, locale, active, updated_at)
+        SELECT $1, $2, $3, $4, $5, $6, $7, now()
+        WHERE NOT EXISTS (SELECT 1 FROM erased_person WHERE person_digest = $8)
+        ON CONFLICT (person) DO UPDATE SET
+            name = EXCLUDED.name, email = EXCLUDED.email, team = EXCLUDED.team,
+            timezone = EXCLUDED.timezone, locale = EXCLUDED.locale, active = EXCLUDED.active,
+            updated_at = now()
+    """
+    ERASE_REMEMBER = "INSERT INTO erased_person (person_digest) VALUES ($1) ON CONFLICT DO NOTHING"
+    # Each takes the person id as $1.
+    ERASE_ROWS = (
+        "DELETE FROM person WHERE person = $1",
+        "DELETE FROM preferences WHERE person = $1",
+        "DELETE FROM follow WHERE person = $1 OR (kind = 'person' AND target = $1)",
+        "DELETE FROM mute WHERE person = $1 OR (kind = 'person' AND target = $1)",
+        "DELETE FROM offer_history WHERE person = $1",
+        "DELETE FROM ask_followup WHERE asker = $1 OR helper = $1",
+        "DELETE FROM budget_usage WHERE person = $1",
+        "DELETE FROM inbox_item WHERE person = $1",
+        "DELETE FROM digest_item WHERE person = $1",
+        "DELETE FROM digest WHERE person = $1",
+    )
+    # What others were told about the erased person is redacted; $2 is the neutral title.
+    ERASE_REDACT = (
+        """UPDATE inbox_item SET subject = NULL, title = $2, body = '', payload = '{}'::jsonb
+            WHERE subject = $1""",
+        """UPDATE digest_item SET subject = NULL, title = $2, payload = '{}'::jsonb
+            WHERE subject = $1""",
+        """UPDATE delivery SET payload = payload || jsonb_build_object(
+                'subject', NULL, 'title', $2::text, 'body', '')
+            WHERE payload ->> 'subject' = $1""",
+    )
+    # The ledger keeps its rows (they prove what was sent) under a random, unlinkable name.
+    ERASE_LEDGER = """UPDATE delivery SET recipient = $2, payload = '{}'::jsonb, last_error = NULL,
+                state = CASE WHEN state IN ('pending', 'failed', 'parked') THEN 'cancelled'
+                             ELSE state END
+            WHERE recipient_kind = 'person' AND recipient = $1"""
+    PROFILES = """
+        SELECT u.p AS person, pe.name, pe.email, pe.team, pe.timezone, pe.active,
+               pr.daily_budget, pr.quiet_start, pr.quiet_end, pr.timezone AS pref_timezone,
+               pr.channels, pr.digest_frequency, pr.digest_hour, pr.webhook_url,
+               EXISTS (SELECT 1 FROM erased_person e
+                       WHERE e.person_digest = sha256(convert_to(u.p, 'UTF8'))) AS erased
+        FROM unnest($1::text[]) AS u(p)
+        LEFT JOIN person pe ON pe.person = u.p
+        LEFT JOIN preferences pr ON pr.person = u.p
+    """
+    GET_PREFERENCES = "SELECT * FROM preferences WHERE person = $1"
+    PUT_PREFERENCES = """
+        INSERT INTO preferences (person, daily_budget, quiet_start, quiet_end, timezone, channels,
+                                 digest_frequency, digest_hour, webhook_url, updated_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now())
+        ON CONFLICT (person) DO UPDATE SET
+            daily_budget = EXCLUDED.daily_budget, quiet_start = EXCLUDED.quiet_start,
+            quiet_end = EXCLUDED.quiet_end, timezone = EXCLUDED.timezone,
+            channels = EXCLUDED.channels, digest_frequency = EXCLUDED.digest_frequency,
+            digest_hour = EXCLUDED.digest_hour, webhook_url = EXCLUDED.webhook_url,
+            updated_at = now()
+    """
+    ADD_FOLLOW = """
+        INSERT INTO follow (person, kind, target) VALUES ($1, $2, $3)
+        ON CONFLICT DO NOTHING RETURNING 1
+    """
+    REMOVE_FOLLOW = "DELETE FROM follow WHERE person = $1 AND kind = $2 AND target = $3 RETURNING 1"
+    LIST_FOLLOWS = """
+        SELECT kind, target FROM follow
+        WHERE person = $1 AND ($2::text IS NULL OR (kind, target) > ($2, $3))
+        ORDER BY kind, target LIMIT $4
+    """
+    ADD_MUTE = """
+        INSERT INTO mute (person, kind, target) VALUES ($1, $2, $3)
+        ON CONFLICT DO NOTHING RETURNING 1
+    """
+    REMOVE_MUTE = "DELETE FROM mute WHERE person = $1 AND kind = $2 AND target = $3 RETURNING 1"
+    LIST_MUTES = """
+        SELECT kind, target FROM mute
+        WHERE person = $1 AND ($2::text IS NULL OR (kind, target) > ($2, $3))
+        ORDER BY kind, target LIMIT $4
+    """
+    AUDIENCE = """
+        SELECT 'person' AS src, person FROM follow WHERE kind = 'person' AND target = $1
+        UNION ALL
+        SELECT 'team', person FROM follow WHERE kind = 'team' AND target = $2
+        UNION ALL
+        SELECT 'theme', person FROM follow WHERE kind = 'theme' AND target = ANY($3::text[])
+        UNION ALL
+        SELECT 'offer', person FROM offer_history WHERE theme = ANY($4::text[])
+    """
+    MUTES_COVERING = """
+        SELECT person, kind, target FROM mute
+        WHERE person = ANY($1::text[]) AND (
+            (kind = 'person' AND target = ANY($2::text[]))
+            OR (kind = 'theme' AND target = ANY($3::text[]))
+            OR (kind = 'kind' AND target = $4))
+    """
+    TEAM_CHANNELS = "SELECT team, webhook_url FROM team_channel WHERE team = ANY($1::text[])"
+    SET_TEAM_CHANNEL = """
+        INSERT INTO team_channel (team, webhook_url) VALUES ($1, $2)
+        ON CONFLICT (team) DO UPDATE SET webhook_url = EXCLUDED.webhook_url, updated_at = now()
+    """
+    DELETE_TEAM_CHANNEL = "DELETE FROM team_channel WHERE team = $1"
+    RECORD_OFFER = """
+        INSERT INTO offer_history (person, theme, offers, last_offered_at)
+        SELECT $1, t, 1, $3 FROM unnest($2::text[]) AS t
+        ON CONFLICT (theme, person) DO UPDATE SET
+            offers = offer_history.offers + 1,
+            last_offered_at = greatest(offer_history.last_offered_at, EXCLUDED.last_offered_at)
+    """
+    ASK_REQUESTED = """
+        INSERT INTO ask_followup (ask_id, asker, title) VALUES ($1, $2, $3)
+        ON CONFLICT (ask_id) DO UPDATE SET asker = EXCLUDED.asker, title = EXCLUDED.title
+    """
+    ASK_RESOLVED = """
+        INSERT INTO ask_followup (ask_id, asker, helper, resolved_at) VALUES ($1, $2, $3, $4)
+        ON CONFLICT (ask_id) DO UPDATE SET asker = EXCLUDED.asker, helper = EXCLUDED.helper,
+            resolved_at = coalesce(ask_followup.resolved_at, EXCLUDED.resolved_at)
+    """
+    ASK_CLOSED = "DELETE FROM ask_followup WHERE ask_id = $1"
+    ASK_THANKED = """
+        INSERT INTO ask_followup (ask_id, thanked_at) VALUES ($1, $2)
+        ON CONFLICT (ask_id) DO UPDATE SET
+            thanked_at = coalesce(ask_followup.thanked_at, EXCLUDED.thanked_at)
+    """
+    DUE_REMINDERS = """
+        SELECT ask_id, asker, helper, coalesce(title, 'your ask') AS title, resolved_at
+        FROM ask_followup
+        WHERE thanked_at IS NULL AND reminded_at IS NULL AND resolved_at IS NOT NULL
+          AND resolved_at <= $1 AND asker IS NOT NULL
+        ORDER BY resolved_at LIMIT $2
+        FOR UPDATE SKIP LOCKED
+    """
+    MARK_REMINDED = "UPDATE ask_followup SET reminded_at = $2 WHERE ask_id = $1"
+    # One live notification per (person, day) while under the limit; rows only come back
+    # for the people granted a slot. Sorted so concurrent fan-outs lock rows in one order.
+    TAKE_BUDGET = """
+        INSERT INTO budget_usage AS b (person, day, used, daily_limit)
+        SELECT p, d, 1, lim FROM unnest($1::text[], $2::date[], $3::int[]) AS u(p, d, lim)
+        WHERE lim > 0
+        ORDER BY p
+        ON CONFLICT (person, day) DO UPDATE SET
+            used = b.used + 1, daily_limit = EXCLUDED.daily_limit
+        WHERE b.used < EXCLUDED.daily_limit
+        RETURNING person
+    """
+    PRUNE_BUDGET = "DELETE FROM budget_usage WHERE day < $1"
+    RESERVE = """
+        WITH input AS (
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                 $6::text[], $7::text[], $8::text[], $9::bool[])
+                AS u(event_id, recipient_kind, recipient, channel, ikey, kind, state, payload,
+                     quiet)
+        ), ins AS (
+            INSERT INTO delivery (event_id, recipient_kind, recipient, channel, idempotency_key,
+                                  kind, state, payload, next_attempt_at, delivered_at)
+            SELECT event_id, recipient_kind, recipient, channel, ikey, kind, state,
+                   payload::jsonb, $10,
+                   CASE WHEN state = 'delivered' THEN $10::timestamptz END
+            FROM input
+            ON CONFLICT DO NOTHING
+            RETURNING id, idempotency_key, recipient_kind, recipient, channel, payload
+        ), inbox AS (
+            INSERT INTO inbox_item (person, delivery_id, kind, about, subject, title, body,
+                                    themes, payload, quiet, created_at)
+            SELECT ins.recipient, ins.id, ins.payload ->> 'kind', ins.payload ->> 'about',
+                   ins.payload ->> 'subject', ins.payload ->> 'title',
+                   coalesce(ins.payload ->> 'body', ''),
+                   ARRAY(SELECT jsonb_array_elements_text(ins.payload -> 'themes')),
+                   ins.payload, input.quiet, $10
+            FROM ins JOIN input ON input.ikey = ins.idempotency_key
+            WHERE ins.channel = 'in_app' AND ins.recipient_kind = 'person'
+        )
+        SELECT id, idempotency_key FROM ins
+    """
+    DEFER = """
+        INSERT INTO digest_item (person, event_id, kind, reason, subject, title, themes, payload,
+                                 created_at)
+        SELECT u.person, u.event_id, u.kind, u.reason, u.subject, u.title,
+               ARRAY(SELECT jsonb_array_elements_text(u.payload::jsonb -> 'themes')),
+               u.payload::jsonb, $8
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                    $7::text[]) AS u(person, event_id, kind, reason, subject, title, payload)
+        ON CONFLICT (person, event_id) DO NOTHING
+    """
+    INBOX = """
+        SELECT id, kind, about, subject, title, body, themes, quiet, created_at, read_at, payload
+        FROM inbox_item
+        WHERE person = $1 AND ($2::bool IS NULL OR (read_at IS NULL) = $2)
+          AND ($3::bigint IS NULL OR id < $3)
+        ORDER BY id DESC LIMIT $4
+    """
+    MARK_READ = """
+        UPDATE inbox_item SET read_at = $3
+        WHERE person = $1 AND id = ANY($2::bigint[]) AND read_at IS NULL
+    """
+    DIGEST_CANDIDATES = """
+        SELECT DISTINCT person FROM digest_item WHERE digest_id IS NULL ORDER BY person LIMIT $1
+    """
+    LAST_DIGEST_DAY = "SELECT max(local_day) FROM digest WHERE person = $1"
+    TAKE_DIGEST_ENTRIES = """
+        SELECT id, kind, title, themes, created_at FROM digest_item
+        WHERE person = $1 AND digest_id IS NULL ORDER BY id
+        FOR UPDATE SKIP LOCKED
+    """
+    CREATE_DIGEST = "INSERT INTO digest (person, local_day, size) VALUES ($1, $2, $3) RETURNING id"
+    ASSIGN_DIGEST = "UPDATE digest_item SET digest_id = $1 WHERE id = ANY($2::bigint[])"
+    CLAIM = """
+        WITH due AS (
+            SELECT id FROM delivery
+            WHERE state IN ('pending', 'failed') AND next_attempt_at <= $3
+              AND channel = ANY($1::text[])
+              AND (lease_until IS NULL OR lease_until < $3)
+            ORDER BY next_attempt_at, id
+            LIMIT $2
+            FOR UPDATE SKIP LOCKED
+        )
+        UPDATE delivery d
+        SET lease_until = $3 + make_interval(secs => $4), attempts = d.attempts + 1
+        FROM due WHERE d.id = due.id
+        RETURNING d.id, d.event_id, d.recipient_kind, d.recipient, d.channel,
+                  d.idempotency_key, d.payload, d.attempts,
+                  CASE WHEN d.recipient_kind = 'team'
+                           THEN (SELECT webhook_url FROM team_channel t WHERE t.team = d.recipient)
+                       WHEN d.channel = 'email'
+                           THEN (SELECT email FROM person p WHERE p.person = d.recipient)
+                       WHEN d.channel = 'webhook'
+                           THEN (SELECT webhook_url FROM preferences p WHERE p.person = d.recipient)
+                  END AS destination
+    """
+    # Only the holder of the current attempt may record it: a worker whose lease ran out
+    # and whose row was claimed again must not overwrite the newer outcome.
+    RECORD = """
+        WITH u AS (
+            SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::int[],
+                                 $6::text[], $7::timestamptz[])
+                AS u(id, attempt, state, outcome, status, error, next_at)
+        ), upd AS (
+            UPDATE delivery d SET
+                state = u.state, lease_until = NULL, last_error = u.error,
+                delivered_at = CASE WHEN u.state = 'delivered' THEN $8 ELSE d.delivered_at END,
+                next_attempt_at = coalesce(u.next_at, d.next_attempt_at)
+            FROM u WHERE d.id = u.id AND d.attempts = u.attempt AND d.state <> 'cancelled'
+            RETURNING d.id
+        )
+        INSERT INTO delivery_attempt (delivery_id, attempt, at, outcome, status, error)
+        SELECT u.id, u.attempt, $8, u.outcome, u.status, u.error FROM u
+        WHERE EXISTS (SELECT 1 FROM delivery d WHERE d.id = u.id)
+    """
+    PARKED = """
+        SELECT id, event_id, recipient_kind, recipient, channel, kind, attempts, last_error,
+               created_at
+        FROM delivery WHERE state = 'parked' ORDER BY id LIMIT $1
+    """
+    UNPARK = """
+        UPDATE delivery SET state = 'pending', attempts = 0, next_attempt_at = $2,
+            lease_until = NULL
+        WHERE state = 'parked' AND ($1::bigint[] IS NULL OR id = ANY($1::bigint[]))
+    """
+    PARKED_COUNT = "SELECT channel, count(*) FROM delivery WHERE state = 'parked' GROUP BY channel"
+
+
+class PostgresRepository:
+    """Repository on one asyncpg connection; the caller owns the transaction."""
+
+    def __init__(self, conn: asyncpg.Connection, *, defaults: Preferences | None = None) -> None:
+        self.conn = conn
+        self.defaults = defaults or Preferences()
+
+    # directory mirror -----------------------------------------------------------------
+    async def upsert_person(self, p: PersonRecord) -> None:
+        await self.conn.execute(
+            SQL.UPSERT_PERSON,
+            p.person,
+            p.name,
+            p.email,
+            p.team,
+            p.timezone,
+            p.locale,
+            p.active,
+            person_digest(p.person),
+        )
+
+    async def erase_person(self, person: str) -> None:
+        await self.conn.execute(SQL.ERASE_REMEMBER, person_digest(person))
+        for stmt in SQL.ERASE_ROWS:
+            await self.conn.execute(stmt, person)
+        for stmt in SQL.ERASE_REDACT:
+            await self.conn.execute(stmt, person, REDACTED_TITLE)
+        await self.conn.execute(SQL.ERASE_LEDGER, person, "erased:" + secrets.token_hex(8))
+
+    async def profiles(self, persons: Iterable[str]) -> dict[str, Profile]:
+        rows = await self.conn.fetch(SQL.PROFILES, list(set(persons)))
+        out: dict[str, Profile] = {}
+        for r in rows:
+            if r["erased"]:
+                continue
+            prefs = self._prefs_from_row(r, tz_column="pref_timezone")
+            out[r["person"]] = Profile(
+                person=r["person"],
+                team=r["team"],
+                timezone=r["timezone"] or "UTC",
+                email=r["email"],
+                name=r["name"],
+                active=True if r["active"] is None else r["active"],
+                preferences=prefs,
+            )
+        return out
+
+    def _prefs_from_row(self, r: Any, *, tz_column: str = "timezone") -> Preferences:
+        if r["daily_budget"] is None:
+            return self.defaults
+        return Preferences(
+            daily_budget=r["daily_budget"],
+            quiet_start=r["quiet_start"],
+            quiet_end=r["quiet_end"],
+            timezone=r[tz_column],
+            channels=frozenset(Channel(c) for c in r["channels"]),
+            digest_frequency=DigestFrequency(r["digest_frequency"]),
+            digest_hour=r["digest_hour"],
+            webhook_url=r["webhook_url"],
+        )
+
+    # preferences, follows, mutes --------------------------------------------------------
+    async def get_preferences(self, person: str) -> Preferences | None:
+        row = await self.conn.fetchrow(SQL.GET_PREFERENCES, person)
+        return self._prefs_from_row(row) if row else None
+
+    async def put_preferences(self, person: str, prefs: Preferences) -> None:
+        await self.conn.execute(
+            SQL.PUT_PREFERENCES,
+            person,
+            prefs.daily_budget,
+            prefs.quiet_start,
+            prefs.quiet_end,
+            prefs.timezone,
+            sorted(c.value for c in prefs.channels),
+            prefs.digest_frequency.value,
+            prefs.digest_hour,
+            prefs.webhook_url,
+        )
+
+    async def add_follow(self, person: str, follow: Follow) -> bool:
+        return bool(
+            await self.conn.fetchval(SQL.ADD_FOLLOW, person, follow.kind.value, follow.target)
+        )
+
+    async def remove_follow(self, person: str, follow: Follow) -> bool:
+        return bool(
+            await self.conn.fetchval(SQL.REMOVE_FOLLOW, person, follow.kind.value, follow.target)
+        )
+
+    async def list_follows(self, person: str, *, first: int, after: str | None) -> Page[Follow]:
+        rows = await self._keyset(SQL.LIST_FOLLOWS, person, first, after)
+        items = [Follow(FollowKind(r["kind"]), r["target"]) for r in rows[:first]]
+        return Page(items, _next(rows, first, lambda r: (r["kind"], r["target"])))
+
+    async def add_mute(self, person: str, mute: Mute) -> bool:
+        return bool(await self.conn.fetchval(SQL.ADD_MUTE, person, mute.kind.value, mute.target))
+
+    async def remove_mute(self, person: str, mute: Mute) -> bool:
+        return bool(await self.conn.fetchval(SQL.REMOVE_MUTE, person, mute.kind.value, mute.target))
+
+    async def list_mutes(self, person: str, *, first: int, after: str | None) -> Page[Mute]:
+        rows = await self._keyset(SQL.LIST_MUTES, person, first, after)
+        items = [Mute(MuteKind(r["kind"]), r["target"]) for r in rows[:first]]
+        return Page(items, _next(rows, first, lambda r: (r["kind"], r["target"])))
+
+    async def _keyset(self, sql: str, person: str, first: int, after: str | None) -> list[Any]:
+        kind, target = decode_cursor(after, 2) if after else (None, None)
+        return list(await self.conn.fetch(sql, person, kind, target, first + 1))
+
+    async def audience_facts(self, q: AudienceQuery) -> AudienceFacts:
+        rows = await self.conn.fetch(
+            SQL.AUDIENCE,
+            q.person_followers,
+            q.team_followers,
+            list(q.theme_followers),
+            list(q.theme_offerers),
+        )
+        groups: dict[str, set[str]] = {
+            "person": set(),
+            "team": set(),
+            "theme": set(),
+            "offer": set(),
+        }
+        for r in rows:
+            groups[r["src"]].add(r["person"])
+        return AudienceFacts(
+            person_followers=frozenset(groups["person"]),
+            team_followers=frozenset(groups["team"]),
+            theme_followers=frozenset(groups["theme"]),
+            theme_offerers=frozenset(groups["offer"]),
+        )
+
+    async def mutes_covering(self, persons: Sequence[str], c: Celebration) -> dict[str, list[Mute]]:
+        rows = await self.conn.fetch(
+            SQL.MUTES_COVERING, list(persons), sorted(c.involved), list(c.themes), c.kind.value
+        )
+        out: dict[str, list[Mute]] = {}
+        for r in rows:
+            out.setdefault(r["person"], []).append(Mute(MuteKind(r["kind"]), r["target"]))
+        return out
+
+    async def team_channels(self, teams: Iterable[str]) -> dict[str, str]:
+        rows = await self.conn.fetch(SQL.TEAM_CHANNELS, list(teams))
+        return {r["team"]: r["webhook_url"] for r in rows}
+
+    async def set_team_channel(self, team: str, url: str | None) -> None:
+        if url is None:
+            await self.conn.execute(SQL.DELETE_TEAM_CHANNEL, team)
+        else:
+            await self.conn.execute(SQL.SET_TEAM_CHANNEL, team, url)
+
+    # offers and asks --------------------------------------------------------------------
+    async def record_offer(self, person: str, themes: Sequence[str], at: datetime) -> None:
+        await self.conn.execute(SQL.RECORD_OFFER, person, sorted(set(themes)), at)
+
+    async def ask_requested(self, *, ask_id: str, asker: str, title: str) -> None:
+        await self.conn.execute(SQL.ASK_REQUESTED, ask_id, asker, title)
+
+    async def ask_resolved(self, *, ask_id: str, asker: str, helper: str, at: datetime) -> None:
+        await self.conn.execute(SQL.ASK_RESOLVED, ask_id, asker, helper, at)
+
+    async def ask_closed(self, ask_id: str) -> None:
+        await self.conn.execute(SQL.ASK_CLOSED, ask_id)
+
+    async def ask_thanked(self, ask_id: str, at: datetime) -> None:
+        await self.conn.execute(SQL.ASK_THANKED, ask_id, at)
+
+    async def due_reminders(self, *, resolved_before: datetime, limit: int) -> list[DueReminder]:
+        rows = await self.conn.fetch(SQL.DUE_REMINDERS, resolved_before, limit)
+        return [
+            DueReminder(r["ask_id"], r["asker"], r["helper"], r["title"], r["resolved_at"])
+            for r in rows
+        ]
+
+    async def mark_reminded(self, ask_id: str, at: datetime) -> None:
+        await self.conn.execute(SQL.MARK_REMINDED, ask_id, at)
+
+    # attention --------------------------------------------------------------------------
+    async def take_budget(self, requests: Sequence[tuple[str, date, int]]) -> set[str]:
+        reqs = sorted(requests)
+        rows = await self.conn.fetch(
+            SQL.TAKE_BUDGET, [r[0] for r in reqs], [r[1] for r in reqs], [r[2] for r in reqs]
+        )
+        return {r["person"] for r in rows}
+
+    async def prune_budget(self, before: date) -> None:
+        await self.conn.execute(SQL.PRUNE_BUDGET, before)
+
+    # ledger, inbox, digests -------------------------------------------------------------
+    async def reserve(self, deliveries: Sequence[NewDelivery]) -> list[tuple[NewDelivery, int]]:
+        by_key = {d.key.idempotency_key: d for d in deliveries}
+        now = datetime.now().astimezone()
+        rows = await self.conn.fetch(
+            SQL.RESERVE,
+            [d.key.event_id for d in deliveries],
+            [d.key.recipient.kind.value for d in deliveries],
+            [d.key.recipient.id for d in deliveries],
+            [d.key.channel.value for d in deliveries],
+            [d.key.idempotency_key for d in deliveries],
+            [d.message.kind.value for d in deliveries],
+            [d.state.value for d in deliveries],
+            [orjson.dumps(d.message.to_payload()).decode() for d in deliveries],
+            [d.quiet for d in deliveries],
+            now,
+        )
+        return [(by_key[r["idempotency_key"]], r["id"]) for r in rows]
+
+    async def defer(self, deferrals: Sequence[Deferral]) -> int:
+        if not deferrals:
+            return 0
+        result = await self.conn.execute(
+            SQL.DEFER,
+            [d.person for d in deferrals],
+            [d.event_id for d in deferrals],
+            [d.message.kind.value for d in deferrals],
+            [d.reason.value for d in deferrals],
+            [d.message.subject for d in deferrals],
+            [d.message.title for d in deferrals],
+            [orjson.dumps(d.message.to_payload()).decode() for d in deferrals],
+            datetime.now().astimezone(),
+        )
+        return int(result.split()[-1])
+
+    async def publish(self, envelope: Envelope[EventData]) -> None:
+        from thrive_shared.outbox import enqueue
+
+        await enqueue(self.conn, envelope)
+
+    async def inbox(
+        self, person: str, *, unread: bool | None, first: int, after: str | None
+    ) -> Page[InboxItem]:
+        before = int(decode_cursor(after, 1)[0]) if after else None
+        rows = await self.conn.fetch(SQL.INBOX, person, unread, before, first + 1)
+        items = [
+            InboxItem(
+                id=r["id"],
+                kind=r["kind"],
+                about=r["about"],
+                subject=r["subject"],
+                title=r["title"],
+                body=r["body"],
+                themes=tuple(r["themes"]),
+                quiet=r["quiet"],
+                created_at=r["created_at"],
+                read_at=r["read_at"],
+                payload=r["payload"] or {},
+            )
+            for r in rows[:first]
+        ]
+        return Page(items, _next(rows, first, lambda r: (r["id"],)))
+
+    async def mark_read(self, person: str, ids: Sequence[int], at: datetime) -> int:
+        result = await self.conn.execute(SQL.MARK_READ, person, list(ids), at)
+        return int(result.split()[-1])
+
+    async def digest_candidates(self, *, limit: int) -> list[str]:
+        return [r["person"] for r in await self.conn.fetch(SQL.DIGEST_CANDIDATES, limit)]
+
+    async def last_digest_day(self, person: str) -> date | None:
+        day: date | None = await self.conn.fetchval(SQL.LAST_DIGEST_DAY, person)
+        return day
+
+    async def take_digest_entries(self, person: str) -> list[DigestEntry]:
+        rows = await self.conn.fetch(SQL.TAKE_DIGEST_ENTRIES, person)
+        return [
+            DigestEntry(r["id"], Kind(r["kind"]), r["title"], tuple(r["themes"]), r["created_at"])
+            for r in rows
+        ]
+
+    async def create_digest(self, person: str, *, local_day: date, item_ids: Sequence[int]) -> int:
+        digest_id: int = await self.conn.fetchval(
+            SQL.CREATE_DIGEST, person, local_day, len(item_ids)
+        )
+        await self.conn.execute(SQL.ASSIGN_DIGEST, digest_id, list(item_ids))
+        return digest_id
+
+    # delivery worker --------------------------------------------------------------------
+    async def claim(
+        self, *, channels: Sequence[Channel], limit: int, lease_seconds: float, now: datetime
+    ) -> list[ClaimedDelivery]:
+        rows = await self.conn.fetch(
+            SQL.CLAIM, [c.value for c in channels], limit, now, float(lease_seconds)
+        )
+        return [
+            ClaimedDelivery(
+                id=r["id"],
+                key=DeliveryKey(
+                    r["event_id"],
+                    Recipient(RecipientKind(r["recipient_kind"]), r["recipient"]),
+                    Channel(r["channel"]),
+                ),
+                idempotency_key=r["idempotency_key"],
+                message=Message.from_payload(r["payload"]),
+                attempts=r["attempts"],
+                destination=r["destination"],
+            )
+            for r in sorted(rows, key=lambda r: r["id"])
+        ]
+
+    async def record(self, records: Sequence[AttemptRecord], now: datetime) -> None:
+        if not records:
+            return
+        await self.conn.execute(
+            SQL.RECORD,
+            [r.delivery.id for r in records],
+            [r.delivery.attempts for r in records],
+            [r.state.value for r in records],
+            [r.result.outcome.value for r in records],
+            [r.result.status for r in records],
+            [(r.result.error or "")[:500] or None for r in records],
+            [r.next_attempt_at for r in records],
+            now,
+        )
+
+    async def parked(self, *, limit: int) -> list[ParkedDelivery]:
+        rows = await self.conn.fetch(SQL.PARKED, limit)
+        return [
+            ParkedDelivery(
+                r["id"],
+                r["event_id"],
+                r["recipient_kind"],
+                r["recipient"],
+                r["channel"],
+                r["kind"],
+                r["attempts"],
+                r["last_error"],
+                r["created_at"],
+            )
+            for r in rows
+        ]
+
+    async def unpark(self, ids: Sequence[int] | None, now: datetime) -> int:
+        result = await self.conn.execute(SQL.UNPARK, list(ids) if ids is not None else None, now)
+        return int(result.split()[-1])
+
+    async def parked_count(self) -> dict[str, int]:
+        return {r["channel"]: r["count"] for r in await self.conn.fetch(SQL.PARKED_COUNT)}
+
+
+def _next(rows: Sequence[Any], first: int, key: Any) -> str | None:
+    """Cursor after the last returned row, if one more row was fetched than asked for."""
+    if len(rows) <= first or first == 0:
+        return None
+    return encode_cursor(*key(rows[first - 1]))
+
+
+class PostgresUnitOfWork:
+    """Opens a transaction on a pooled connection and yields a PostgresRepository on it."""
+
+    def __init__(self, pool: asyncpg.Pool, *, defaults: Preferences | None = None) -> None:
+        self.pool = pool
+        self.defaults = defaults
+
+    @asynccontextmanager
+    async def __call__(self) -> AsyncIterator[PostgresRepository]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            yield PostgresRepository(conn, defaults=self.defaults)

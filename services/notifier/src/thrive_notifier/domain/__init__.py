@@ -1,0 +1,1 @@
+"""The notifier's business rules: pure, synchronous, no I/O."""

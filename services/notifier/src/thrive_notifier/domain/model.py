@@ -1,0 +1,155 @@
+"""What the notifier reasons about: celebrations, audiences, preferences and deliveries."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from enum import StrEnum
+
+from thrive_shared.contracts import Channel
+
+__all__ = [
+    "Celebration",
+    "Channel",
+    "DeliveryKey",
+    "DeliveryState",
+    "DigestFrequency",
+    "Follow",
+    "FollowKind",
+    "Kind",
+    "Mute",
+    "MuteKind",
+    "Preferences",
+    "Profile",
+    "Recipient",
+    "RecipientKind",
+]
+
+
+class Kind(StrEnum):
+    """What is being celebrated or announced; also a target people can mute."""
+
+    THANKS = "thanks"
+    MILESTONE = "milestone"
+    ASK = "ask"
+    REMINDER = "reminder"
+    DIGEST = "digest"
+
+
+class FollowKind(StrEnum):
+    PERSON = "person"
+    TEAM = "team"
+    THEME = "theme"
+
+
+class MuteKind(StrEnum):
+    PERSON = "person"
+    THEME = "theme"
+    KIND = "kind"
+
+
+class RecipientKind(StrEnum):
+    PERSON = "person"
+    TEAM = "team"  # a team's channel (a webhook), not its members
+
+
+class DigestFrequency(StrEnum):
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    OFF = "off"
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"  # reserved, not yet attempted
+    DELIVERED = "delivered"
+    FAILED = "failed"  # last attempt failed; will be retried at next_attempt_at
+    PARKED = "parked"  # gave up; an operator retries it through the CLI
+    CANCELLED = "cancelled"  # the recipient was erased before it went out
+
+
+@dataclass(frozen=True, slots=True)
+class Follow:
+    kind: FollowKind
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class Mute:
+    kind: MuteKind
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class Preferences:
+    """A person's own attention settings; defaults apply until they change them."""
+
+    daily_budget: int = 10
+    quiet_start: time | None = None
+    quiet_end: time | None = None
+    timezone: str | None = None  # overrides the directory's timezone when set
+    channels: frozenset[Channel] = frozenset({Channel.IN_APP})
+    digest_frequency: DigestFrequency = DigestFrequency.DAILY
+    digest_hour: int = 8
+    webhook_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """Everything needed to deliver to one person: directory facts plus preferences."""
+
+    person: str
+    team: str | None = None
+    timezone: str = "UTC"
+    email: str | None = None
+    name: str | None = None
+    active: bool = True
+    preferences: Preferences = field(default_factory=Preferences)
+
+    @property
+    def effective_timezone(self) -> str:
+        return self.preferences.timezone or self.timezone
+
+
+@dataclass(frozen=True, slots=True)
+class Celebration:
+    """One success (or ask, or reminder) to fan out, derived from one consumed event."""
+
+    event_id: str
+    kind: Kind
+    subject: str  # the person it is about: the thanked helper, the milestone's person, the asker
+    title: str
+    occurred_at: datetime
+    actor: str | None = None  # who acted, if not the subject: the thanks giver
+    team: str | None = None  # the subject's team
+    themes: tuple[str, ...] = ()
+    large: bool = False  # a large milestone reaches team and followers
+    private: bool = False  # private thanks: only the receiver ever hears of it
+    message: str = ""
+    url: str | None = None
+
+    @property
+    def involved(self) -> frozenset[str]:
+        """People this celebration is about; a mute on any of them silences it."""
+        return frozenset(p for p in (self.subject, self.actor) if p)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Recipient:
+    kind: RecipientKind
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryKey:
+    """The ledger's identity of one delivery: at most one per (event, recipient, channel)."""
+
+    event_id: str
+    recipient: Recipient
+    channel: Channel
+
+    @property
+    def idempotency_key(self) -> str:
+        """Stable across retries and restarts; receivers deduplicate on it."""
+        raw = "\x1f".join((self.event_id, self.recipient.kind, self.recipient.id, self.channel))
+        return hashlib.sha256(raw.encode()).hexdigest()[:40]

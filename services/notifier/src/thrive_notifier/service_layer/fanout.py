@@ -1,0 +1,177 @@
+"""Fan a celebration out: audience, mutes, attention budget, then the ledger, inbox and digest."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from thrive_shared.contracts import CelebrationDelivered, make_event
+
+from thrive_notifier.domain.attention import (
+    DeferReason,
+    Mode,
+    Plan,
+    deferred,
+    live_channels,
+    local_day,
+    plan_for,
+)
+from thrive_notifier.domain.audience import (
+    AudienceFacts,
+    audience_query,
+    candidates,
+    resolve_audience,
+)
+from thrive_notifier.domain.messages import Message, compose
+from thrive_notifier.domain.model import (
+    Celebration,
+    Channel,
+    DeliveryKey,
+    DeliveryState,
+    Recipient,
+    RecipientKind,
+)
+from thrive_notifier.service_layer.ports import Deferral, NewDelivery, Repository
+
+SOURCE = "thrive/notifier"
+
+
+@dataclass(slots=True)
+class FanOutResult:
+    """What one fan-out did, for metrics and tests."""
+
+    delivered: Counter[str] = field(default_factory=Counter)  # in-app, by channel
+    reserved: Counter[str] = field(default_factory=Counter)  # email/webhook pending, by channel
+    deferred: Counter[str] = field(default_factory=Counter)  # by reason
+    skipped: int = 0  # erased or inactive recipients
+
+    def merge(self, other: FanOutResult) -> None:
+        self.delivered.update(other.delivered)
+        self.reserved.update(other.reserved)
+        self.deferred.update(other.deferred)
+        self.skipped += other.skipped
+
+
+def delivered_event(
+    d: NewDelivery, delivery_id: int, *, at: datetime
+) -> CelebrationDelivered | None:
+    """The CelebrationDelivered fact for an in-app delivery the gateway should push."""
+    if d.key.channel is not Channel.IN_APP or d.quiet:
+        return None
+    return CelebrationDelivered(
+        delivery_id=d.key.idempotency_key,
+        recipient=d.key.recipient.id,
+        team=d.team,
+        channel=d.key.channel,
+        about=d.key.event_id,
+        kind=d.message.kind.value,
+        title=d.message.title[:300],
+        themes=list(d.message.themes),
+        delivered_at=at,
+    )
+
+
+async def write_deliveries(
+    repo: Repository, deliveries: list[NewDelivery], *, now: datetime
+) -> list[tuple[NewDelivery, int]]:
+    """Reserve ledger rows and announce new in-app deliveries through the outbox."""
+    if not deliveries:
+        return []
+    created = await repo.reserve(deliveries)
+    for d, delivery_id in created:
+        fact = delivered_event(d, delivery_id, at=now)
+        if fact is not None:
+            await repo.publish(make_event(fact, source=SOURCE, id=f"delivered:{fact.delivery_id}"))
+    return created
+
+
+async def celebrate(repo: Repository, c: Celebration, *, now: datetime) -> FanOutResult:
+    """Deliver one celebration to its audience, live where attention allows, else to digests."""
+    result = FanOutResult()
+    query = audience_query(c)
+    facts = AudienceFacts() if query.is_empty else await repo.audience_facts(query)
+    cands = candidates(c, facts)
+    person_ids = [r.id for r in cands if r.kind is RecipientKind.PERSON]
+    mutes = await repo.mutes_covering(person_ids, c) if person_ids else {}
+    audience = resolve_audience(c, facts, mutes)
+    people = [r for r in audience if r.kind is RecipientKind.PERSON]
+    teams = [r for r in audience if r.kind is RecipientKind.TEAM]
+
+    profiles = await repo.profiles({r.id for r in people} | c.involved)
+    names = {p: prof.name for p, prof in profiles.items() if prof.name}
+
+    plans: dict[str, Plan] = {}
+    for r in people:
+        prof = profiles.get(r.id)
+        if prof is None or not prof.active:
+            result.skipped += 1
+            continue
+        plans[r.id] = plan_for(c.kind, prof, now)
+
+    wanting = [
+        (p, local_day(now, profiles[p].effective_timezone), profiles[p].preferences.daily_budget)
+        for p, plan in plans.items()
+        if plan.mode is Mode.LIVE
+    ]
+    granted = await repo.take_budget(wanting) if wanting else set()
+    for p, _day, _limit in wanting:
+        if p not in granted:
+            plans[p] = deferred(profiles[p].preferences, DeferReason.BUDGET)
+
+    deliveries: list[NewDelivery] = []
+    deferrals: list[Deferral] = []
+    for r in people:
+        plan = plans.get(r.id)
+        if plan is None:
+            continue
+        prof = profiles[r.id]
+        msg = compose(c, r, names)
+        if plan.mode is Mode.DEFERRED:
+            assert plan.reason is not None
+            deferrals.append(Deferral(r.id, c.event_id, plan.reason, msg))
+            result.deferred[plan.reason.value] += 1
+            continue
+        if plan.reason is not None:
+            result.deferred[plan.reason.value] += 1
+        channels = live_channels(prof) if plan.mode is Mode.LIVE else [Channel.IN_APP]
+        deliveries += _deliveries(
+            c, r, msg, channels, quiet=plan.mode is Mode.QUIET, team=prof.team
+        )
+
+    if teams:
+        urls = await repo.team_channels(t.id for t in teams)
+        for t in teams:
+            if t.id in urls:
+                deliveries += _deliveries(
+                    c, t, compose(c, t, names), [Channel.WEBHOOK], quiet=False, team=t.id
+                )
+
+    if deferrals:
+        await repo.defer(deferrals)
+    for d, _id in await write_deliveries(repo, deliveries, now=now):
+        bucket = result.delivered if d.state is DeliveryState.DELIVERED else result.reserved
+        bucket[d.key.channel.value] += 1
+    return result
+
+
+def _deliveries(
+    c: Celebration,
+    r: Recipient,
+    msg: Message,
+    channels: list[Channel],
+    *,
+    quiet: bool,
+    team: str | None,
+) -> list[NewDelivery]:
+    return [
+        NewDelivery(
+            key=DeliveryKey(c.event_id, r, ch),
+            message=msg,
+            # In-app delivery is a row in our own database: written now, in this transaction.
+            state=DeliveryState.DELIVERED if ch is Channel.IN_APP else DeliveryState.PENDING,
+            quiet=quiet,
+            team=team,
+        )
+        for ch in channels
+    ]

@@ -1,0 +1,154 @@
+"""One plain function per consumed event type, and the routing table that picks it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from thrive_shared.contracts import (
+    AskStatus,
+    AskStatusChanged,
+    CelebrationSize,
+    Envelope,
+    EventData,
+    HelpOffered,
+    HelpReceived,
+    HelpRequested,
+    MilestoneReached,
+    PersonErased,
+    PersonUpserted,
+    Visibility,
+)
+
+from thrive_notifier.domain.model import Celebration, Kind
+from thrive_notifier.service_layer.fanout import FanOutResult, celebrate
+from thrive_notifier.service_layer.ports import PersonRecord, Repository
+
+
+async def on_help_received(
+    repo: Repository, data: HelpReceived, *, event_id: str, now: datetime
+) -> FanOutResult:
+    """A thanks: a small celebration that reaches the thanked helper."""
+    if data.ask_id:
+        await repo.ask_thanked(data.ask_id, data.given_at)
+    if not data.helper:  # erased before we saw it
+        return FanOutResult()
+    c = Celebration(
+        event_id=event_id,
+        kind=Kind.THANKS,
+        subject=data.helper,
+        actor=data.giver,
+        team=data.helper_team,
+        title="thanks",
+        message=data.message,
+        themes=tuple(data.themes),
+        private=data.visibility is Visibility.PRIVATE,
+        occurred_at=data.given_at,
+    )
+    return await celebrate(repo, c, now=now)
+
+
+async def on_milestone_reached(
+    repo: Repository, data: MilestoneReached, *, event_id: str, now: datetime
+) -> FanOutResult:
+    """A milestone: large ones reach the team channel and followers too."""
+    team = data.team
+    if team is None:
+        prof = (await repo.profiles([data.person])).get(data.person)
+        team = prof.team if prof else None
+    c = Celebration(
+        event_id=event_id,
+        kind=Kind.MILESTONE,
+        subject=data.person,
+        team=team,
+        title=data.title,
+        themes=tuple(data.themes),
+        large=data.size is CelebrationSize.LARGE,
+        occurred_at=data.reached_at,
+    )
+    return await celebrate(repo, c, now=now)
+
+
+async def on_help_requested(
+    repo: Repository, data: HelpRequested, *, event_id: str, now: datetime
+) -> FanOutResult:
+    """An ask: a gentle nudge to followers of its themes who have helped on them before."""
+    await repo.ask_requested(ask_id=data.ask_id, asker=data.asker, title=data.title)
+    c = Celebration(
+        event_id=event_id,
+        kind=Kind.ASK,
+        subject=data.asker,
+        title=data.title,
+        message=f"A {data.size.value} ask.",
+        themes=tuple(data.themes),
+        occurred_at=now,
+    )
+    return await celebrate(repo, c, now=now)
+
+
+async def on_help_offered(
+    repo: Repository, data: HelpOffered, *, event_id: str, now: datetime
+) -> FanOutResult:
+    """Remember who offers help on which themes (asks nudge past helpers only)."""
+    if data.themes:
+        await repo.record_offer(data.helper, data.themes, now)
+    return FanOutResult()
+
+
+async def on_ask_status_changed(
+    repo: Repository, data: AskStatusChanged, *, event_id: str, now: datetime
+) -> FanOutResult:
+    """A resolved ask starts the unthanked-reminder clock; withdrawn or expired ones end it."""
+    if data.status is AskStatus.RESOLVED and data.helper and data.helper != data.asker:
+        await repo.ask_resolved(ask_id=data.ask_id, asker=data.asker, helper=data.helper, at=now)
+    elif data.status in (AskStatus.WITHDRAWN, AskStatus.EXPIRED):
+        await repo.ask_closed(data.ask_id)
+    return FanOutResult()
+
+
+async def on_person_upserted(
+    repo: Repository, data: PersonUpserted, *, event_id: str, now: datetime
+) -> FanOutResult:
+    """Mirror the directory: team, timezone and email are what delivery needs."""
+    await repo.upsert_person(
+        PersonRecord(
+            person=data.person,
+            name=data.name,
+            email=data.email,
+            team=data.team,
+            timezone=data.timezone,
+            locale=data.locale,
+            active=data.active,
+        )
+    )
+    return FanOutResult()
+
+
+async def on_person_erased(
+    repo: Repository, data: PersonErased, *, event_id: str, now: datetime
+) -> FanOutResult:
+    """Right to erasure: forget preferences, follows, mutes, inbox and ledger personal fields."""
+    await repo.erase_person(data.person)
+    return FanOutResult()
+
+
+Handler = Callable[..., Awaitable[FanOutResult]]
+
+HANDLERS: dict[type[EventData], Handler] = {
+    HelpReceived: on_help_received,
+    MilestoneReached: on_milestone_reached,
+    HelpRequested: on_help_requested,
+    HelpOffered: on_help_offered,
+    AskStatusChanged: on_ask_status_changed,
+    PersonUpserted: on_person_upserted,
+    PersonErased: on_person_erased,
+}
+
+
+async def handle_event(repo: Repository, env: Envelope[Any], *, now: datetime) -> FanOutResult:
+    """Route an envelope to its handler; types the notifier does not care about are ignored."""
+    handler = HANDLERS.get(type(env.data))
+    if handler is None:
+        return FanOutResult()
+    return await handler(repo, env.data, event_id=env.id, now=now)

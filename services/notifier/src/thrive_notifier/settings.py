@@ -1,0 +1,86 @@
+"""The notifier's settings: env prefix THRIVE_NOTIFIER_, plus the common KAFKA_/DATABASE_URL."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
+from thrive_shared.settings import CommonSettings
+
+from thrive_notifier.adapters.egress import EgressPolicy
+from thrive_notifier.domain.model import Preferences
+from thrive_notifier.domain.retry import RetryPolicy
+
+
+class NotifierSettings(CommonSettings):  # type: ignore[misc]
+    """Everything the notifier can be told from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="THRIVE_NOTIFIER_", env_file=None, extra="ignore")
+
+    port: int = 8103
+    schema_name: str = Field(default="notifier", description="Postgres schema the notifier owns.")
+    consumer_group: str = "thrive-notifier"
+
+    # webhooks
+    webhook_secret: SecretStr = Field(
+        default=SecretStr("dev-only-change-me"),
+        description="HMAC-SHA256 key receivers use to verify X-Thrive-Signature.",
+    )
+    webhook_timeout_seconds: float = 10.0
+    webhook_max_redirects: int = 3
+    webhook_allow_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="CIDRs webhooks may reach although internal (comma-separated). Empty in prod.",
+    )
+    webhook_require_https: bool = True
+
+    # email
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_start_tls: bool | None = None
+    smtp_use_tls: bool = False
+    smtp_sender: str = "Thrive <thrive@localhost>"
+    email_enabled: bool = True
+
+    # delivery worker
+    max_attempts: int = Field(default=6, ge=1)
+    backoff_base_seconds: float = Field(default=2.0, gt=0)
+    backoff_max_seconds: float = Field(default=600.0, gt=0)
+    delivery_batch_size: int = Field(default=200, ge=1)
+    delivery_concurrency: int = Field(default=64, ge=1)
+    delivery_lease_seconds: float = Field(default=60.0, gt=0)
+    delivery_poll_seconds: float = Field(default=0.2, gt=0)
+
+    # attention defaults and schedules
+    default_daily_budget: int = Field(default=10, ge=0)
+    default_digest_hour: int = Field(default=8, ge=0, le=23)
+    reminder_after_days: float = Field(default=3.0, ge=0)
+    schedule_interval_seconds: float = Field(default=60.0, gt=0)
+
+    @field_validator("webhook_allow_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    def egress_policy(self) -> EgressPolicy:
+        """The SSRF policy webhooks are sent under."""
+        return EgressPolicy.from_strings(
+            self.webhook_allow_networks, require_https=self.webhook_require_https
+        )
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=self.max_attempts,
+            base_delay=self.backoff_base_seconds,
+            max_delay=self.backoff_max_seconds,
+        )
+
+    def default_preferences(self) -> Preferences:
+        return Preferences(
+            daily_budget=self.default_daily_budget, digest_hour=self.default_digest_hour
+        )

@@ -1,0 +1,263 @@
+"""Fan-out through the service layer on the in-memory repository."""
+
+from datetime import UTC, datetime, time, timedelta
+
+import pytest
+from thrive_notifier.adapters.memory import MemoryStore, MemoryUnitOfWork
+from thrive_notifier.domain.model import (
+    Channel,
+    DeliveryState,
+    DigestFrequency,
+    Follow,
+    FollowKind,
+    Mute,
+    MuteKind,
+    Preferences,
+)
+from thrive_notifier.service_layer.handlers import handle_event
+from thrive_notifier.service_layer.schedule import send_digests, send_reminders
+from thrive_shared.contracts import (
+    AskStatus,
+    AskStatusChanged,
+    CelebrationSize,
+    HelpOffered,
+    HelpReceived,
+    HelpRequested,
+    MilestoneReached,
+    PersonErased,
+    PersonUpserted,
+    make_event,
+)
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def uow():
+    store = MemoryStore(clock_now=NOW)
+    return MemoryUnitOfWork(store)
+
+
+async def apply(uow, data, *, now=NOW, id=None):
+    env = make_event(data, source="thrive/recognition", id=id)
+    async with uow() as repo:
+        return await handle_event(repo, env, now=now), env
+
+
+async def person(uow, p, *, team="blue", tz="UTC", name=None):
+    await apply(
+        uow,
+        PersonUpserted(
+            person=p, name=name or p.title(), email=f"{p}@example.test", team=team, timezone=tz
+        ),
+    )
+
+
+def milestone(p="ana", *, themes=("python",), size=CelebrationSize.LARGE, n=1):
+    return MilestoneReached(
+        milestone_id=f"m{n}",
+        person=p,
+        team="blue",
+        rule_id="helped_10",
+        level=1,
+        size=size,
+        title="Ten people helped",
+        themes=list(themes),
+        reached_at=NOW,
+    )
+
+
+def inbox_of(uow, p):
+    s = uow.store
+    return [i for i in s.inbox.values() if s.inbox_owner[i.id] == p]
+
+
+async def test_a_follower_gets_a_large_milestone_live_and_the_gateway_is_told(uow):
+    for p in ("ana", "cy"):
+        await person(uow, p)
+    async with uow() as repo:
+        await repo.add_follow("cy", Follow(FollowKind.PERSON, "ana"))
+    result, env = await apply(uow, milestone())
+    [item] = inbox_of(uow, "cy")
+    assert item.title == "Ana reached: Ten people helped" and not item.quiet
+    assert inbox_of(uow, "ana")[0].title == "You reached a milestone: Ten people helped"
+    pushed = {(e.data.recipient, e.data.kind, e.data.about) for e in uow.store.published}
+    assert pushed == {("cy", "milestone", env.id), ("ana", "milestone", env.id)}
+    assert result.delivered["in_app"] == 2
+
+
+async def test_a_muter_never_hears_even_when_following(uow):
+    for p in ("ana", "cy"):
+        await person(uow, p)
+    async with uow() as repo:
+        await repo.add_follow("cy", Follow(FollowKind.THEME, "python"))
+        await repo.add_mute("cy", Mute(MuteKind.PERSON, "ana"))
+    await apply(uow, milestone())
+    assert inbox_of(uow, "cy") == []
+    assert all(e.data.recipient != "cy" for e in uow.store.published)
+    assert not any(i.person == "cy" for i in uow.store.digest_items.values())
+
+
+async def test_the_same_event_twice_delivers_once(uow):
+    await person(uow, "ana")
+    data = HelpReceived(thanks_id="t1", giver="bo", helper="ana", given_at=NOW)
+    await apply(uow, data, id="same")
+    await apply(uow, data, id="same")
+    assert len(inbox_of(uow, "ana")) == 1
+
+
+async def test_over_budget_goes_to_the_digest_and_the_digest_holds_everything(uow):
+    await person(uow, "ana")
+    async with uow() as repo:
+        await repo.put_preferences("ana", Preferences(daily_budget=2))
+    for n in range(5):
+        await apply(
+            uow,
+            HelpReceived(
+                thanks_id=f"t{n}",
+                giver=f"g{n}",
+                helper="ana",
+                themes=["python" if n % 2 else "sql"],
+                given_at=NOW,
+            ),
+        )
+    assert len(inbox_of(uow, "ana")) == 2
+    waiting = [i for i in uow.store.digest_items.values() if i.person == "ana"]
+    assert len(waiting) == 3 and {i.reason for i in waiting} == {"budget"}
+
+    report = await send_digests(uow, clock=lambda: NOW)
+    assert report.sent == 1 and report.sizes == [3]
+    digest = [i for i in inbox_of(uow, "ana") if i.kind == "digest"]
+    assert len(digest) == 1
+    lines = [line for _head, items in digest[0].payload["sections"] for line in items]
+    assert sorted(lines) == sorted(w.title for w in waiting)
+    # Delivered once: a second run finds nothing left to send.
+    assert (await send_digests(uow, clock=lambda: NOW + timedelta(days=2))).sent == 0
+
+
+async def test_quiet_hours_defer_to_the_digest_by_local_time(uow):
+    await person(uow, "paris", tz="Europe/Paris")
+    await person(uow, "nyc", tz="America/New_York")
+    night = datetime(2026, 11, 25, 23, 30, tzinfo=UTC)
+    async with uow() as repo:
+        for p in ("paris", "nyc"):
+            await repo.put_preferences(p, Preferences(quiet_start=time(22), quiet_end=time(7)))
+    for p in ("paris", "nyc"):
+        await apply(
+            uow, HelpReceived(thanks_id=f"t-{p}", giver="bo", helper=p, given_at=night), now=night
+        )
+    assert inbox_of(uow, "paris") == [] and len(inbox_of(uow, "nyc")) == 1
+    [deferred] = [i for i in uow.store.digest_items.values()]
+    assert deferred.person == "paris" and deferred.reason == "quiet_hours"
+    # Still night in Paris: the digest waits until the morning.
+    assert (await send_digests(uow, clock=lambda: night)).sent == 0
+    morning = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)  # 09:00 in Paris
+    assert (await send_digests(uow, clock=lambda: morning)).sent == 1
+
+
+async def test_digest_off_puts_deferred_items_quietly_in_the_inbox(uow):
+    await person(uow, "ana")
+    async with uow() as repo:
+        await repo.put_preferences(
+            "ana", Preferences(daily_budget=0, digest_frequency=DigestFrequency.OFF)
+        )
+    await apply(uow, HelpReceived(thanks_id="t1", giver="bo", helper="ana", given_at=NOW))
+    [item] = inbox_of(uow, "ana")
+    assert item.quiet
+    assert uow.store.published == []
+
+
+async def test_email_and_webhook_are_reserved_for_the_worker(uow):
+    await person(uow, "ana")
+    async with uow() as repo:
+        await repo.put_preferences(
+            "ana",
+            Preferences(
+                channels=frozenset({Channel.IN_APP, Channel.EMAIL, Channel.WEBHOOK}),
+                webhook_url="https://hooks.example.test/ana",
+            ),
+        )
+        await repo.set_team_channel("blue", "https://hooks.example.test/blue")
+    result, _ = await apply(uow, milestone())
+    assert dict(result.reserved) == {"email": 1, "webhook": 2}  # ana's hook + team channel
+    pending = [d for d in uow.store.deliveries.values() if d.state is DeliveryState.PENDING]
+    assert {(d.key.recipient.id, d.key.channel.value) for d in pending} == {
+        ("ana", "email"),
+        ("ana", "webhook"),
+        ("blue", "webhook"),
+    }
+
+
+async def test_ask_nudges_past_helpers_who_follow_the_theme(uow):
+    for p in ("ana", "cy", "di"):
+        await person(uow, p)
+    async with uow() as repo:
+        await repo.add_follow("cy", Follow(FollowKind.THEME, "python"))
+        await repo.add_follow("di", Follow(FollowKind.THEME, "python"))
+    await apply(uow, HelpOffered(offer_id="o1", helper="cy", themes=["python"]))
+    await apply(
+        uow,
+        HelpRequested(
+            ask_id="a1",
+            asker="ana",
+            title="pandas merge?",
+            themes=["python"],
+            size="quick",
+            expires_at=NOW + timedelta(days=3),
+        ),
+    )
+    assert [i.title for i in inbox_of(uow, "cy")] == ["Ana could use a hand: pandas merge?"]
+    assert inbox_of(uow, "di") == []
+
+
+async def test_resolved_but_unthanked_ask_gets_one_quiet_reminder(uow):
+    for p in ("ana", "cy"):
+        await person(uow, p)
+    await apply(
+        uow,
+        HelpRequested(
+            ask_id="a1",
+            asker="ana",
+            title="pandas merge?",
+            size="quick",
+            expires_at=NOW + timedelta(days=3),
+        ),
+    )
+    await apply(
+        uow, AskStatusChanged(ask_id="a1", asker="ana", status=AskStatus.RESOLVED, helper="cy")
+    )
+    await apply(
+        uow, AskStatusChanged(ask_id="a2", asker="ana", status=AskStatus.RESOLVED, helper="cy")
+    )
+    await apply(
+        uow, HelpReceived(thanks_id="t1", giver="ana", helper="cy", ask_id="a2", given_at=NOW)
+    )
+    later = lambda: NOW + timedelta(days=4)  # noqa: E731
+    await send_reminders(uow, clock=lambda: NOW + timedelta(days=1), after=timedelta(days=3))
+    assert inbox_of(uow, "ana") == []
+    await send_reminders(uow, clock=later, after=timedelta(days=3))
+    await send_reminders(uow, clock=later, after=timedelta(days=3))
+    [item] = inbox_of(uow, "ana")
+    assert item.kind == "reminder" and item.quiet and item.title == "Say thanks to Cy?"
+
+
+async def test_erasure_forgets_preferences_inbox_and_ledger_personal_fields(uow):
+    for p in ("ana", "cy"):
+        await person(uow, p)
+    async with uow() as repo:
+        await repo.put_preferences("ana", Preferences(daily_budget=3))
+        await repo.add_follow("cy", Follow(FollowKind.PERSON, "ana"))
+        await repo.add_follow("ana", Follow(FollowKind.PERSON, "cy"))
+    await apply(uow, milestone())
+    await apply(uow, PersonErased(person="ana"))
+    s = uow.store
+    assert "ana" not in s.prefs and "ana" not in s.people
+    assert not any("ana" in (p, f.target) for p, f in s.follows)
+    assert inbox_of(uow, "ana") == []
+    assert all(
+        d.key.recipient.id != "ana" and "Ana" not in str(d.payload) for d in s.deliveries.values()
+    )
+    assert all("Ana" not in i.title for i in s.inbox.values())
+    # A replayed directory event cannot bring the person back.
+    await person(uow, "ana")
+    assert "ana" not in s.people
