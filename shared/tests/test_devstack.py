@@ -312,7 +312,7 @@ def test_fixtures_drop_their_database_and_delete_their_topics(
             """
         )
     )
-    env = {k: v for k, v in os.environ.items()}
+    env = dict(os.environ)
     env["KAFKA_BOOTSTRAP_SERVERS"] = stack.kafka_bootstrap
     env["DATABASE_URL"] = stack.database_url
     result = subprocess.run(

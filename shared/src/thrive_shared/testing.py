@@ -22,6 +22,7 @@ import inspect
 import re
 import time
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -29,6 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 from aiokafka.admin import NewTopic
+from aiokafka.errors import KafkaError
 
 from thrive_shared.devstack import Endpoints, ensure_up, probes
 from thrive_shared.devstack.probes import TopicSpec, quote_ident
@@ -163,6 +165,9 @@ async def topic_factory(stack: Endpoints) -> AsyncIterator[TopicFactory]:
         try:
             if created:
                 await admin.delete_topics(created)
+        except KafkaError as exc:
+            # A leaked topic is harmless (unique name); failing the test for it would mislead.
+            warnings.warn(f"could not delete test topics {created}: {exc!r}", stacklevel=1)
         finally:
             await admin.close()
 

@@ -152,5 +152,5 @@ def _start_persistent(container: Any) -> None:
 
     # The stack outlives this process (like the local one); `down` removes it, not Ryuk.
     testcontainers_config.ryuk_disabled = True
-    log.info("Starting container %s from %s", container._name, container.image)
+    log.info("Starting container from %s", container.image)
     container.start()

@@ -85,7 +85,7 @@ async def wait_kafka(
     last: BaseException | None = None
     while True:
         # A plain TCP check first: aiokafka logs every refused connection as an error.
-        if await asyncio.to_thread(_any_port_open, bootstrap):
+        if await asyncio.to_thread(any_port_open, bootstrap):
             try:
                 return await kafka_brokers(bootstrap, seconds=max(1.0, min(5.0, _left(deadline))))
             except (KafkaError, OSError, TimeoutError) as exc:
@@ -249,7 +249,8 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _any_port_open(bootstrap: str) -> bool:
+def any_port_open(bootstrap: str) -> bool:
+    """True if any host:port of a bootstrap list accepts TCP connections."""
     for server in bootstrap.split(","):
         host, _, port = server.strip().rpartition(":")
         if port.isdigit() and port_open(host.strip("[]") or "localhost", int(port)):

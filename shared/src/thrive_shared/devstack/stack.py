@@ -12,7 +12,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from thrive_shared.contracts import topics
-from thrive_shared.devstack import docker, probes, procs
+from thrive_shared.devstack import containers, probes, procs
 from thrive_shared.devstack.config import PG_DATABASE, StackConfig
 from thrive_shared.devstack.errors import StackError
 from thrive_shared.devstack.kafka import LocalKafka
@@ -241,7 +241,7 @@ def _foreign_listener(what: str, host: str, port: int, variable: str) -> None:
 # -- docker ----------------------------------------------------------------------------------
 def _backend(cfg: StackConfig) -> Literal["local", "docker"]:
     if cfg.backend == "docker":
-        if not docker.engine_reachable():
+        if not containers.engine_reachable():
             raise StackError(
                 "THRIVE_DEVSTACK_BACKEND=docker, but `docker info` reaches no Docker engine: "
                 "start the engine or unset the variable."
@@ -252,31 +252,31 @@ def _backend(cfg: StackConfig) -> Literal["local", "docker"]:
     # auto: never switch backends under a running local stack.
     if LocalKafka(cfg).pid() is not None or LocalPostgres(cfg).pid() is not None:
         return "local"
-    return "docker" if docker.engine_reachable() else "local"
+    return "docker" if containers.engine_reachable() else "local"
 
 
 def _up_docker(plan: _Plan, *, deadline: float) -> None:
     cfg = plan.cfg
     if plan.manage_kafka:
         if not procs.port_open(cfg.host, cfg.kafka_port):
-            docker.start_kafka(cfg)
+            containers.start_kafka(cfg)
         run_async(
             probes.wait_kafka(
                 cfg.kafka_bootstrap,
                 deadline=deadline,
-                what=f"The Kafka container {docker.KAFKA_CONTAINER} did not answer at "
-                f"{cfg.kafka_bootstrap} in time; see `docker logs {docker.KAFKA_CONTAINER}`",
+                what=f"The Kafka container {containers.KAFKA_CONTAINER} did not answer at "
+                f"{cfg.kafka_bootstrap} in time; see `docker logs {containers.KAFKA_CONTAINER}`",
             )
         )
     if plan.manage_postgres:
         if not procs.port_open(cfg.host, cfg.postgres_port):
-            docker.start_postgres(cfg)
+            containers.start_postgres(cfg)
         run_async(
             probes.wait_postgres(
                 cfg.database_url("postgres"),
                 deadline=deadline,
-                what=f"The PostgreSQL container {docker.POSTGRES_CONTAINER} did not answer "
-                f"SELECT 1 in time; see `docker logs {docker.POSTGRES_CONTAINER}`",
+                what=f"The PostgreSQL container {containers.POSTGRES_CONTAINER} did not answer "
+                f"SELECT 1 in time; see `docker logs {containers.POSTGRES_CONTAINER}`",
             )
         )
         _ensure_databases(plan)
@@ -294,7 +294,7 @@ def down(env: Mapping[str, str] | None = None, *, purge: bool = False) -> list[s
             done.append("Kafka stopped")
         if LocalPostgres(cfg).stop():
             done.append("PostgreSQL stopped")
-        for name in docker.stop(purge=purge):
+        for name in containers.stop(purge=purge):
             done.append(f"container {name} {'removed' if purge else 'stopped'}")
         if purge:
             for path in (cfg.kafka_data, cfg.kafka_logs, cfg.kafka_properties, cfg.postgres_dir):
@@ -329,13 +329,13 @@ def _kafka_status(plan: _Plan) -> ComponentStatus:
         return ComponentStatus(
             "kafka", "running" if ready else "not ready", address, pid, f"log {cfg.kafka_log_file}"
         )
-    if _container_running(docker.KAFKA_CONTAINER):
+    if _container_running(containers.KAFKA_CONTAINER):
         return ComponentStatus(
             "kafka",
             "running" if ready else "not ready",
             address,
             None,
-            f"container {docker.KAFKA_CONTAINER}",
+            f"container {containers.KAFKA_CONTAINER}",
         )
     if procs.port_open(cfg.host, cfg.kafka_port):
         return ComponentStatus("kafka", "foreign", address, detail=_FOREIGN)
@@ -360,13 +360,13 @@ def _postgres_status(plan: _Plan) -> ComponentStatus:
             pid,
             f"log {cfg.postgres_log_file}",
         )
-    if _container_running(docker.POSTGRES_CONTAINER):
+    if _container_running(containers.POSTGRES_CONTAINER):
         return ComponentStatus(
             "postgres",
             "running" if ready else "not ready",
             address,
             None,
-            f"container {docker.POSTGRES_CONTAINER}",
+            f"container {containers.POSTGRES_CONTAINER}",
         )
     if procs.port_open(cfg.host, cfg.postgres_port):
         return ComponentStatus("postgres", "foreign", address, detail=_FOREIGN)
@@ -374,10 +374,12 @@ def _postgres_status(plan: _Plan) -> ComponentStatus:
 
 
 def _container_running(name: str) -> bool:
-    return docker.engine_reachable() and docker.container_status(name) == "running"
+    return containers.engine_reachable() and containers.container_status(name) == "running"
 
 
 def _kafka_answers(bootstrap: str) -> bool:
+    if not probes.any_port_open(bootstrap):  # spares aiokafka's connection-refused log line
+        return False
     try:
         run_async(probes.kafka_brokers(bootstrap, seconds=3.0))
     except Exception:
