@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 import orjson
+from opentelemetry import trace
+
+from thrive_shared.observability.tracing import exporting
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +27,28 @@ def _check_schema(schema: str) -> str:
     return schema
 
 
+_db_tracer = trace.get_tracer("thrive.db")
+
+
+def _query_span(record: Any) -> None:
+    """A span per query, timed by asyncpg itself, as a child of whatever span is current."""
+    end = time.time_ns()
+    start = end - int(record.elapsed * 1e9)
+    statement = " ".join(record.query.split())[:300]
+    span = _db_tracer.start_span(
+        statement.split(" ", 1)[0].upper() if statement else "SQL",
+        kind=trace.SpanKind.CLIENT,
+        start_time=start,
+        attributes={"db.system.name": "postgresql", "db.query.text": statement},
+    )
+    if record.exception is not None:
+        span.set_status(trace.Status(trace.StatusCode.ERROR, type(record.exception).__name__))
+    span.end(end_time=end)
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
+    if exporting():
+        conn.add_query_logger(_query_span)
     # jsonb in and out as Python objects, through orjson.
     await conn.set_type_codec(
         "jsonb",

@@ -18,13 +18,15 @@ import zlib
 from typing import Any
 
 import asyncpg
+from opentelemetry import trace
 
 from thrive_shared.contracts import Envelope
 from thrive_shared.contracts.topics import physical
 from thrive_shared.kafka.producer import OutgoingRecord, Publisher
-from thrive_shared.observability import inject_headers, metrics
+from thrive_shared.observability import context_from_headers, inject_headers, metrics
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("thrive.outbox")
 
 CHANNEL = "thrive_outbox"
 
@@ -158,16 +160,37 @@ class OutboxRelay:
                 return 0  # another replica is relaying this schema
             rows = await conn.fetch(_TAKE, self.batch_size)
             if rows:
-                records = [
-                    OutgoingRecord(
-                        topic=r["topic"],
-                        key=r["key"],
-                        value=bytes(r["payload"]),
-                        headers=dict(r["headers"] or {}),
+                records = []
+                spans = []
+                for r in rows:
+                    headers = dict(r["headers"] or {})
+                    # The publish span is a child of the transaction that wrote the row; its
+                    # own context travels on, so consumers continue the same trace.
+                    span = _tracer.start_span(
+                        f"{r['topic']} publish",
+                        context=context_from_headers(headers),
+                        kind=trace.SpanKind.PRODUCER,
+                        attributes={
+                            "messaging.system": "kafka",
+                            "messaging.destination.name": r["topic"],
+                            "messaging.message.id": headers.get("ce-id", ""),
+                        },
                     )
-                    for r in rows
-                ]
-                await self.publisher.send_all(records)
+                    headers.update(inject_headers(context=trace.set_span_in_context(span)))
+                    spans.append(span)
+                    records.append(
+                        OutgoingRecord(
+                            topic=r["topic"],
+                            key=r["key"],
+                            value=bytes(r["payload"]),
+                            headers=headers,
+                        )
+                    )
+                try:
+                    await self.publisher.send_all(records)
+                finally:
+                    for span in spans:
+                        span.end()
                 await conn.execute(_DELETE_UPTO, [r["id"] for r in rows])
                 for r in rows:
                     metrics.EVENTS_PRODUCED.labels(self.service, r["topic"], r["event_type"]).inc()

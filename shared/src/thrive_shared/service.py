@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import asyncpg
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from starlette.applications import Starlette
@@ -42,6 +43,7 @@ from thrive_shared.kafka import DeadLetters, EventConsumer, Publisher, make_brok
 from thrive_shared.kafka.consumer import AfterCommit, Handler
 from thrive_shared.kafka.producer import security_from_settings
 from thrive_shared.observability import metrics, setup_logging, setup_tracing
+from thrive_shared.observability.tracing import shutdown_tracing
 from thrive_shared.outbox import OutboxRelay
 from thrive_shared.settings import CommonSettings
 
@@ -287,6 +289,7 @@ def build_app(spec: ServiceSpec, *, runtime: Runtime | None = None) -> Starlette
             yield
         finally:
             await rt.stop()
+            shutdown_tracing()
 
     app = Starlette(
         routes=[
@@ -296,7 +299,15 @@ def build_app(spec: ServiceSpec, *, runtime: Runtime | None = None) -> Starlette
             *spec.routes,
         ],
         lifespan=lifespan,
-        middleware=[Middleware(_MetricsMiddleware, service=spec.name)],
+        middleware=[
+            Middleware(_MetricsMiddleware, service=spec.name),
+            # A server span per request, continuing the caller's traceparent.
+            Middleware(
+                OpenTelemetryMiddleware,
+                excluded_urls="health,ready,metrics",
+                exclude_spans=["receive", "send"],
+            ),
+        ],
         exception_handlers={
             ApiError: api_error_handler,
             HTTPException: http_error_handler,

@@ -13,6 +13,12 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 log = logging.getLogger(__name__)
 _configured = False
+_exporting = False
+
+
+def exporting() -> bool:
+    """True when spans go somewhere (an exporter is installed): then DB queries get spans too."""
+    return _exporting
 
 
 def setup_tracing(
@@ -22,7 +28,7 @@ def setup_tracing(
     exporter: SpanExporter | None = None,
 ) -> TracerProvider | None:
     """Install a tracer provider once per process; export via OTLP/HTTP if an endpoint is set."""
-    global _configured
+    global _configured, _exporting
     if _configured:
         provider = trace.get_tracer_provider()
         return provider if isinstance(provider, TracerProvider) else None
@@ -32,16 +38,30 @@ def setup_tracing(
 
         exporter = OTLPSpanExporter(endpoint=otlp_endpoint.rstrip("/") + "/v1/traces")
     if exporter is not None:
-        provider.add_span_processor(BatchSpanProcessor(exporter))
+        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
+        _exporting = True
     trace.set_tracer_provider(provider)
     _configured = True
+    # Outgoing HTTP (the gateway's calls to the services, webhooks) carries traceparent.
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    HTTPXClientInstrumentor().instrument()
     return provider
 
 
-def inject_headers(headers: dict[str, str] | None = None) -> dict[str, str]:
-    """Current trace context as W3C headers (traceparent, tracestate) for a Kafka record."""
+def shutdown_tracing() -> None:
+    """Flush spans still buffered (on graceful shutdown)."""
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, TracerProvider):
+        provider.force_flush(5_000)
+
+
+def inject_headers(
+    headers: dict[str, str] | None = None, *, context: otel_context.Context | None = None
+) -> dict[str, str]:
+    """Trace context (current, or `context`) as W3C headers for a Kafka record or a ledger row."""
     carrier: dict[str, str] = dict(headers or {})
-    propagate.inject(carrier)
+    propagate.inject(carrier, context=context)
     return carrier
 
 
