@@ -14,7 +14,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from thrive_shared.contracts import topics
-from thrive_shared.devstack import Endpoints, StackConfig, ensure_up, status
+from thrive_shared.devstack import Endpoints, StackConfig, containers, ensure_up, status
 from thrive_shared.devstack.errors import PrerequisiteError
 from thrive_shared.devstack.kafka import LocalKafka
 from thrive_shared.devstack.postgres import LocalPostgres
@@ -124,6 +124,30 @@ def test_a_too_old_java_is_named_with_its_version(tmp_path: Path) -> None:
     assert "Java 17+ is required to run Kafka" in str(caught.value)
     assert "is Java 11" in str(caught.value)
     assert "openjdk-17-jre-headless" in str(caught.value)
+
+
+def test_the_jar_cache_is_valid_only_for_the_current_pom(tmp_path: Path) -> None:
+    kafka = LocalKafka(StackConfig.from_env(second_stack_env(tmp_path)))
+    assert not kafka.jars_current(), "no jars fetched yet"
+
+    kafka.cfg.kafka_libs.mkdir(parents=True)
+    (kafka.cfg.kafka_libs / ".pom.sha256").write_text("hash-of-an-older-pom\n")
+    assert not kafka.jars_current(), "a changed pom.xml must trigger a re-fetch"
+
+    (kafka.cfg.kafka_libs / ".pom.sha256").write_text(kafka.pom_hash() + "\n")
+    assert kafka.jars_current()
+
+
+def test_forcing_docker_without_an_engine_says_so(tmp_path: Path) -> None:
+    env = second_stack_env(tmp_path, THRIVE_DEVSTACK_BACKEND="docker")
+    if containers.engine_reachable():
+        pytest.skip("a Docker engine is reachable here")
+
+    result = devstack("up", env=env)
+
+    assert result.returncode == 1
+    assert "reaches no Docker engine" in result.stderr
+    assert not (tmp_path / "stack" / "kafka").exists()
 
 
 # -- the shared stack -------------------------------------------------------------------------

@@ -165,6 +165,11 @@ def _start_kafka(kafka: LocalKafka, *, env: Mapping[str, str]) -> int | None:
     pid = kafka.pid()
     if pid is not None:
         log.info("Kafka: already running (pid %d) at %s", pid, cfg.kafka_bootstrap)
+        if not kafka.jars_current():
+            log.warning(
+                "Kafka: %s changed since its jars were fetched; `down` then `up` to use it",
+                cfg.deploy_dir / "pom.xml",
+            )
         return None
     for port in (cfg.kafka_port, cfg.controller_port):
         if procs.port_open(cfg.host, port):
