@@ -11,8 +11,6 @@ import httpx
 from thrive_shared.contracts import PersonUpserted, make_event, topics
 from thrive_shared.kafka import OutgoingRecord, Publisher
 
-RECOGNITION = "http://127.0.0.1:8101/internal/v1"
-
 # (id, name, team, timezone)
 PEOPLE: list[tuple[str, str, str, str]] = [
     ("ada", "Ada Lovelace", "platform", "Europe/London"),
@@ -68,27 +66,32 @@ async def publish_people(kafka: str) -> None:
                 id=f"demo-person-{pid}",
             )
             records.append(
-                OutgoingRecord(topic=topics.DIRECTORY_PERSON, key=pid, value=env.to_json())
+                OutgoingRecord(
+                    topic=topics.physical(topics.DIRECTORY_PERSON), key=pid, value=env.to_json()
+                )
             )
         await publisher.send_all(records)
     finally:
         await publisher.stop()
 
 
-async def _known(client: httpx.AsyncClient, person: str) -> bool:
+async def _known(client: httpx.AsyncClient, api: str, person: str) -> bool:
     try:
-        return (await client.get(f"{RECOGNITION}/people/{person}")).status_code == 200
+        return (await client.get(f"{api}/people/{person}")).status_code == 200
     except httpx.HTTPError:
         return False
 
 
-async def seed(*, kafka: str, deadline_s: float = 60.0) -> str:
+async def seed(
+    *, kafka: str, recognition: str = "http://127.0.0.1:8101", deadline_s: float = 60.0
+) -> str:
     """Publish the demo people, wait until recognition knows them, then add asks and thanks."""
     await publish_people(kafka)
+    api = f"{recognition}/internal/v1"
     made: dict[str, int] = {"asks": 0, "thanks": 0, "refused": 0}
     async with httpx.AsyncClient(timeout=5.0) as client:
         deadline = time.monotonic() + deadline_s
-        while not all([await _known(client, p[0]) for p in PEOPLE[:1] + PEOPLE[-1:]]):
+        while not all([await _known(client, api, p[0]) for p in PEOPLE[:1] + PEOPLE[-1:]]):
             if time.monotonic() > deadline:
                 return "people published; recognition has not mirrored them yet (see its log)"
             await asyncio.sleep(0.3)
@@ -100,9 +103,7 @@ async def seed(*, kafka: str, deadline_s: float = 60.0) -> str:
                 "themes": themes,
                 "size": size,
             }
-            r = await client.post(
-                f"{RECOGNITION}/asks", json=body, headers={"X-Thrive-Actor": asker}
-            )
+            r = await client.post(f"{api}/asks", json=body, headers={"X-Thrive-Actor": asker})
             made["asks" if r.status_code in (200, 201) else "refused"] += 1
         for giver, helper, message, themes in THANKS:
             body = {
@@ -112,9 +113,7 @@ async def seed(*, kafka: str, deadline_s: float = 60.0) -> str:
                 "themes": themes,
                 "visibility": "public",
             }
-            r = await client.post(
-                f"{RECOGNITION}/thanks", json=body, headers={"X-Thrive-Actor": giver}
-            )
+            r = await client.post(f"{api}/thanks", json=body, headers={"X-Thrive-Actor": giver})
             made["thanks" if r.status_code in (200, 201) else "refused"] += 1
     return f"{len(PEOPLE)} people, {made['asks']} asks, {made['thanks']} thanks" + (
         f" ({made['refused']} refused: e.g. allowance reached on a re-run)"
