@@ -9,7 +9,6 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-
 from thrive_shared.devstack import Endpoints
 from thrive_shared.platform import NAMES, Platform
 from thrive_shared.testing import with_database
