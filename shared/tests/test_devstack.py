@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from thrive_shared.contracts import topics
 from thrive_shared.devstack import Endpoints, StackConfig, containers, ensure_up, status
 from thrive_shared.devstack.errors import PrerequisiteError
@@ -219,12 +220,25 @@ async def test_canonical_topics_exist_with_three_partitions(stack: Endpoints) ->
     await admin.start()
     try:
         described = {t["topic"]: t for t in await admin.describe_topics(list(topics.ALL_TOPICS))}
+        policies = {
+            name: await cleanup_policy(admin, name)
+            for name in (topics.DIRECTORY_PERSON, topics.HELP_RECEIVED)
+        }
     finally:
         await admin.close()
 
     for name in topics.ALL_TOPICS:
         assert described[name]["error_code"] == 0, name
         assert len(described[name]["partitions"]) == 3, name
+    assert policies == {topics.DIRECTORY_PERSON: "compact", topics.HELP_RECEIVED: "delete"}
+
+
+async def cleanup_policy(admin: AIOKafkaAdminClient, topic: str) -> str:
+    [response] = await admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, topic, {"cleanup.policy": None})]
+    )
+    entries = {entry[0]: entry[1] for entry in response.resources[0][4]}
+    return str(entries["cleanup.policy"])
 
 
 # -- fixtures ---------------------------------------------------------------------------------
@@ -268,8 +282,6 @@ async def test_a_message_produced_on_a_factory_topic_is_consumed_back(
 
 @pytest.mark.stack
 async def test_topic_factory_applies_topic_config(stack: Endpoints, topic_factory) -> None:
-    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-
     topic = await topic_factory(
         "devstack.compacted", partitions=1, config={"cleanup.policy": "compact"}
     )
@@ -277,13 +289,9 @@ async def test_topic_factory_applies_topic_config(stack: Endpoints, topic_factor
     admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
     await admin.start()
     try:
-        [response] = await admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, topic, {"cleanup.policy": None})]
-        )
+        assert await cleanup_policy(admin, topic) == "compact"
     finally:
         await admin.close()
-    entries = {entry[0]: entry[1] for entry in response.resources[0][4]}
-    assert entries["cleanup.policy"] == "compact"
 
 
 @pytest.mark.stack
