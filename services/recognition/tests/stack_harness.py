@@ -119,3 +119,41 @@ async def stop_harness(h: Harness) -> None:
     await h.client.aclose()
     await h.publisher.stop()
     await h.rt.stop()
+
+
+class TopicTail:
+    """Reads a shared topic from the offsets it had when created (nothing older)."""
+
+    def __init__(self, kafka: str, topic: str) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        self.topic = topic
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=kafka, enable_auto_commit=False)
+        self.records: list[Any] = []
+
+    async def start(self) -> TopicTail:
+        from aiokafka import TopicPartition
+
+        await self.consumer.start()
+        client = self.consumer._client
+        client.add_topic(self.topic)  # fetch this topic's metadata (we assign, not subscribe)
+        await client.force_metadata_update()
+        parts = self.consumer.partitions_for_topic(self.topic) or set()
+        if not parts:
+            await self.consumer.stop()
+            raise AssertionError(f"topic {self.topic} has no partitions")
+        tps = [TopicPartition(self.topic, p) for p in parts]
+        self.consumer.assign(tps)
+        await self.consumer.seek_to_end(*tps)
+        for tp in tps:  # resolve the positions now, before anything new is produced
+            await self.consumer.position(tp)
+        return self
+
+    async def poll(self) -> list[Any]:
+        got = await self.consumer.getmany(timeout_ms=200)
+        for recs in got.values():
+            self.records.extend(recs)
+        return self.records
+
+    async def stop(self) -> None:
+        await self.consumer.stop()

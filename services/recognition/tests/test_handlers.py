@@ -298,12 +298,20 @@ async def test_private_thanks_are_seen_only_by_the_two_people(uow, policies) -> 
     assert t.visibility is Visibility.PRIVATE
     feed = await views.recent_thanks(uow.repo, team=None, theme=None, page=PageRequest())
     assert feed["items"] == []
-    for viewer, admin, seen in [("bob", False, 1), ("ada", False, 1), ("cy", False, 0),
-                                (None, True, 1)]:  # fmt: skip
+    for viewer, admin, seen in [
+        ("bob", False, 1),
+        ("ada", False, 1),
+        ("cy", False, 0),
+        (None, True, 1),
+    ]:
         got = await views.person_thanks(
-            uow.repo, person="bob", direction="received", viewer=viewer, admin=admin,
+            uow.repo,
+            person="bob",
+            direction="received",
+            viewer=viewer,
+            admin=admin,
             page=PageRequest(),
-        )  # fmt: skip
+        )
         assert len(got["items"]) == seen, viewer
         batch = await views.thanks_batch(uow.repo, [t.id], viewer=viewer, admin=admin)
         assert (batch[0] is not None) == bool(seen)
@@ -335,9 +343,11 @@ async def test_erasure_keeps_counts_for_others_but_not_the_name(uow, policies) -
     )
     await handlers.give_thanks(uow, thanks("bob", "cy"), policies=policies, now=NOW)
     await handlers.create_ask(
-        uow, CreateAsk(asker="bob", title="Bob's secret project", size="chat"),
-        policies=policies, now=NOW,
-    )  # fmt: skip
+        uow,
+        CreateAsk(asker="bob", title="Bob's secret project", size="chat"),
+        policies=policies,
+        now=NOW,
+    )
     await handlers.erase_person(uow, "bob")
     assert "bob" not in uow.repo.people
     for t in uow.repo.thanks.values():

@@ -123,9 +123,10 @@ async def test_http_api_visibility_pagination_batches_and_errors(start_recogniti
     assert private in await received(ada)
     assert private not in await received(cy)
     batch = await post(
-        "/internal/v1/thanks/batch", json={"ids": [private, public[0], "nope"]},
+        "/internal/v1/thanks/batch",
+        json={"ids": [private, public[0], "nope"]},
         headers={"X-Thrive-Actor": cy},
-    )  # fmt: skip
+    )
     items = batch.json()["items"]
     assert items[0] is None and items[1]["id"] == public[0] and items[2] is None
 

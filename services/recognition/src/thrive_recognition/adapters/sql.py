@@ -157,10 +157,20 @@ class SqlRepository:
             manager = EXCLUDED.manager, timezone = EXCLUDED.timezone,
             locale = EXCLUDED.locale, active = EXCLUDED.active, updated_at = now()
     """
-    # Erasure: the person's own data goes; what others did stays, under a pseudonym ($2).
-    ERASE = (
+    # Erasure, part 1: the person's own data goes ($1 = person).
+    ERASE_OWN = (
         "DELETE FROM people WHERE id = $1",
-        "UPDATE people SET manager = NULL WHERE manager = $1 AND $2::text IS NOT NULL",
+        "UPDATE people SET manager = NULL WHERE manager = $1",
+        "DELETE FROM progress WHERE person = $1",
+        "DELETE FROM helped_people WHERE helper = $1",
+        "DELETE FROM helped_teams WHERE helper = $1",
+        "DELETE FROM help_weeks WHERE person = $1",
+        "DELETE FROM theme_progress WHERE person = $1",
+        "DELETE FROM milestones WHERE person = $1",
+    )
+    # Part 2: what others did with them stays countable, under a pseudonym ($2); their
+    # words (asks, offers, messages naming them) are blanked.
+    ERASE_SHARED = (
         "UPDATE asks SET asker = $2, title = '', details = '' WHERE asker = $1",
         "UPDATE asks SET accepted_helper = $2 WHERE accepted_helper = $1",
         "UPDATE offers SET helper = $2, message = '' WHERE helper = $1",
@@ -169,13 +179,7 @@ class SqlRepository:
                helper = CASE WHEN helper = $1 THEN $2 ELSE helper END,
                message = ''
            WHERE giver = $1 OR helper = $1""",
-        "DELETE FROM progress WHERE person = $1 AND $2::text IS NOT NULL",
-        "DELETE FROM helped_people WHERE helper = $1 AND $2::text IS NOT NULL",
         "UPDATE helped_people SET giver = $2 WHERE giver = $1",
-        "DELETE FROM helped_teams WHERE helper = $1 AND $2::text IS NOT NULL",
-        "DELETE FROM help_weeks WHERE person = $1 AND $2::text IS NOT NULL",
-        "DELETE FROM theme_progress WHERE person = $1 AND $2::text IS NOT NULL",
-        "DELETE FROM milestones WHERE person = $1 AND $2::text IS NOT NULL",
     )
 
     INSERT_ASK = """
@@ -372,7 +376,9 @@ class SqlRepository:
         await self.conn.execute(self.LOCK_PEOPLE, list(ids))
 
     async def erase_person(self, person_id: str, *, token: str) -> None:
-        for statement in self.ERASE:
+        for statement in self.ERASE_OWN:
+            await self.conn.execute(statement, person_id)
+        for statement in self.ERASE_SHARED:
             await self.conn.execute(statement, person_id, token)
 
     # asks and offers
