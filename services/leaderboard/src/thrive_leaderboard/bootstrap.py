@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 from thrive_shared.contracts import Envelope, LeaderboardChanged, make_event
 from thrive_shared.http import ApiError
-from thrive_shared.outbox import enqueue_many
+from thrive_shared.outbox import enqueue
 from thrive_shared.service import Runtime, ServiceSpec
 
 from thrive_leaderboard import metrics
@@ -74,11 +74,13 @@ def make_loader(pool: asyncpg.Pool, repo: Repository) -> Any:
     return load
 
 
-async def outbox_publisher(pool: asyncpg.Pool, events: Sequence[LeaderboardChanged]) -> None:
+async def outbox_publisher(
+    pool: asyncpg.Pool, events: Sequence[LeaderboardChanged], *, topic: str
+) -> None:
     """Write LeaderboardChanged events to the outbox in one transaction."""
-    envelopes: list[Envelope[Any]] = [make_event(e, source=SOURCE) for e in events]
     async with pool.acquire() as conn, conn.transaction():
-        await enqueue_many(conn, envelopes)
+        for event in events:
+            await enqueue(conn, make_event(event, source=SOURCE), topic=topic)
 
 
 async def build_app(pool: asyncpg.Pool, settings: LeaderboardSettings) -> LeaderboardApp:
@@ -109,7 +111,7 @@ async def build_app(pool: asyncpg.Pool, settings: LeaderboardSettings) -> Leader
     applier = Applier(repo=repo, keys=keys, tz=settings.tz(), boards=boards)
 
     async def publish(events: list[LeaderboardChanged]) -> None:
-        await outbox_publisher(pool, events)
+        await outbox_publisher(pool, events, topic=settings.topic_leaderboard_changed)
 
     live = LiveUpdates(
         boards=boards,
@@ -139,6 +141,7 @@ def build_spec(settings: LeaderboardSettings | None = None) -> ServiceSpec:
             topics=s.topics(),
             handler=app.applier.handle,
             after_commit=after_commit,
+            group_id=s.consumer_group_id,
         )
 
         async def live_loop(_rt: Runtime) -> None:

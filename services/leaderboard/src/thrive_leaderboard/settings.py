@@ -33,9 +33,13 @@ class LeaderboardSettings(CommonSettings):
     live_top_n: int = Field(default=10, ge=1, le=100)
     max_resident_entries: int = Field(default=30_000_000, ge=1000)
     consumer_name: str = "standings"
+    consumer_group_id: str | None = Field(
+        default=None, description="Kafka group id (default thrive-leaderboard.<consumer_name>)."
+    )
     topic_help_received: str = topics.HELP_RECEIVED
     topic_milestone_reached: str = topics.MILESTONE_REACHED
     topic_directory_person: str = topics.DIRECTORY_PERSON
+    topic_leaderboard_changed: str = topics.LEADERBOARD_CHANGED
 
     @field_validator("timezone")
     @classmethod

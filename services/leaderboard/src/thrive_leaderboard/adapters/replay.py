@@ -33,11 +33,12 @@ class TopicReplay:
         )
         await consumer.start()
         self._consumer = consumer
-        await consumer.topics()  # refreshes metadata for partitions_for_topic
+        # A consumer with no subscription knows no partitions; ask the cluster directly.
+        cluster = await consumer._client.fetch_all_metadata()
         parts: list[TopicPartition] = [
             TopicPartition(topic, p)
             for topic in self.topics
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
+            for p in sorted(cluster.partitions_for_topic(topic) or ())
         ]
         consumer.assign(parts)
         if parts:

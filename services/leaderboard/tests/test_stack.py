@@ -1,0 +1,336 @@
+"""The leaderboard on the real broker and database: exactly-once scores, rebuild, privacy."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+from thrive_leaderboard.adapters.repository import Repository
+from thrive_leaderboard.bootstrap import MIGRATIONS, build_spec, make_keys
+from thrive_leaderboard.service_layer.apply import Applier
+from thrive_leaderboard.service_layer.rebuild import copy_owned_state, replay_into
+from thrive_leaderboard.settings import LeaderboardSettings
+from thrive_shared.contracts import (
+    HelpReceived,
+    MilestoneReached,
+    PersonErased,
+    PersonUpserted,
+    make_event,
+    parse_for_topic,
+)
+from thrive_shared.contracts import topics as t
+from thrive_shared.db import create_pool, migrate
+from thrive_shared.kafka import OutgoingRecord, Publisher
+from thrive_shared.service import Runtime, build_app
+from thrive_shared.testing import unique_name, wait_for
+
+pytestmark = [pytest.mark.stack, pytest.mark.slow]
+
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture
+async def topics(topic_factory):
+    return {
+        # Named after the contracts: the suffix is stripped to find the payload types.
+        "help": await topic_factory(t.HELP_RECEIVED, partitions=3),
+        "milestone": await topic_factory(t.MILESTONE_REACHED, partitions=2),
+        "directory": await topic_factory(t.DIRECTORY_PERSON, partitions=2),
+        "changed": await topic_factory(t.LEADERBOARD_CHANGED, partitions=1),
+    }
+
+
+@pytest.fixture
+def settings(stack, database_url, topics) -> LeaderboardSettings:
+    return LeaderboardSettings(
+        kafka_bootstrap_servers=stack.kafka_bootstrap,
+        database_url=database_url,
+        topic_help_received=topics["help"],
+        topic_milestone_reached=topics["milestone"],
+        topic_directory_person=topics["directory"],
+        topic_leaderboard_changed=topics["changed"],
+        consumer_group_id=unique_name("lb-test"),
+        live_interval_seconds=0.2,
+        log_json=False,
+    )
+
+
+@pytest.fixture
+async def publisher(stack) -> AsyncIterator[Publisher]:
+    pub = Publisher(stack.kafka_bootstrap, client_id="lb-test-producer")
+    await pub.start()
+    yield pub
+    await pub.stop()
+
+
+@pytest.fixture
+async def migrated(settings):
+    await asyncio.to_thread(
+        migrate, settings.database_url, schema="leaderboard", migrations_dir=MIGRATIONS
+    )
+    return settings
+
+
+@contextlib.asynccontextmanager
+async def running(
+    settings: LeaderboardSettings,
+) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]]:
+    spec = build_spec(settings)
+    rt = Runtime(spec)
+    app = build_app(spec, runtime=rt)
+    await rt.start()
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://leaderboard"
+        ) as client:
+            yield rt, client
+    finally:
+        await rt.stop()
+
+
+def thanks(i: int, helper: str, giver: str, *, days_ago: int = 0, **kw):
+    data = HelpReceived(
+        thanks_id=f"t{i}",
+        helper=helper,
+        giver=giver,
+        helper_team=kw.pop("helper_team", "red"),
+        giver_team=kw.pop("giver_team", "blue"),
+        given_at=NOW - timedelta(days=days_ago),
+        **kw,
+    )
+    return make_event(data, source="thrive/recognition", id=f"thanks-{i}")
+
+
+def person(name: str, team: str):
+    return make_event(
+        PersonUpserted(person=name, name=name.title(), email=f"{name}@example.com", team=team),
+        source="hr",
+    )
+
+
+async def send(pub: Publisher, topic: str, envs) -> None:
+    await pub.send_all(
+        [OutgoingRecord(topic=topic, key=e.subject, value=e.to_json()) for e in envs]
+    )
+
+
+async def rank(client: httpx.AsyncClient, who: str, **params) -> dict:
+    params.setdefault("window", "all_time")
+    resp = await client.get("/internal/v1/boards/rank", params={"person": who, **params})
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+async def standings(url: str, schema: str) -> list[tuple]:
+    conn = await asyncpg.connect(url, server_settings={"search_path": schema})
+    try:
+        rows = []
+        async for r in Repository().all_standings(conn):
+            rows.append(tuple(r))
+        return rows
+    finally:
+        await conn.close()
+
+
+async def test_redelivery_restart_and_a_second_instance_change_no_score(
+    migrated, topics, publisher
+):
+    s = migrated
+    first = [thanks(i, "ann", f"g{i % 4}") for i in range(20)]
+    async with running(s) as (_rt, client):
+        await send(publisher, topics["help"], first)
+        await wait_for(
+            lambda: _score_is(client, "ann", 20.0 + 4 * 2 + 20),
+            timeout=30,
+            message="ann's 20 thanks from 4 people were not applied",
+        )
+        # The same events again (a producer retry, a replay): nothing changes.
+        await send(publisher, topics["help"], first)
+        await send(publisher, topics["help"], [thanks(100, "bob", "ann")])
+        await wait_for(lambda: _on_board(client, "bob"), timeout=30)
+        assert (await rank(client, "ann"))["score"] == 48.0
+    # Restart, and a second instance in the same group (a rebalance mid-stream).
+    more = [thanks(200 + i, "cat", f"g{i}") for i in range(30)]
+    async with running(s) as (_rt1, _client1), running(s) as (_rt2, _client2):
+        await send(publisher, topics["help"], more + first)
+        # Two members share the partitions; a member joining mid-stream rebalances them.
+        await wait_for(lambda: _count_is(s.database_url, "cat", 30), timeout=30)
+    async with running(s) as (_rt, client):
+        await wait_for(lambda: _score_is(client, "cat", 30 + 30 * 2 + 30.0), timeout=30)
+        assert (await rank(client, "ann"))["score"] == 48.0
+        assert (await rank(client, "bob"))["score"] == 1 + 2 + 1.0
+        assert (await rank(client, "cat"))["rank"] == 1
+
+
+async def _score_is(client, who, expected) -> bool:
+    return (await rank(client, who)).get("score") == expected
+
+
+async def _on_board(client, who) -> bool:
+    return (await rank(client, who)).get("rank") is not None
+
+
+async def test_rebuild_from_the_topics_equals_the_live_state(migrated, topics, publisher):
+    s = migrated
+    await send(
+        publisher,
+        topics["directory"],
+        [person("ann", "red"), person("bob", "blue"), person("cat", "red"), person("dan", "blue")],
+    )
+    events = [
+        thanks(
+            i,
+            ["ann", "bob", "cat"][i % 3],
+            ["bob", "cat", "dan", "ann"][i % 4],
+            days_ago=i * 9,
+            themes=["python"] if i % 2 else ["docs", "python"],
+            discounted=i % 5 == 0,
+        )
+        for i in range(60)
+    ]
+    events = [e for e in events if e.data.helper != e.data.giver]
+    milestones = [
+        make_event(
+            MilestoneReached(
+                milestone_id="m1",
+                person="cat",
+                rule_id="first",
+                level=1,
+                size="small",
+                title="First thanks",
+                reached_at=NOW,
+            ),
+            source="thrive/recognition",
+        )
+    ]
+    async with running(s) as (_rt, client):
+        await send(publisher, topics["help"], events[:40])
+        await send(publisher, topics["milestone"], milestones)
+        await send(
+            publisher, topics["directory"], [make_event(PersonErased(person="dan"), source="hr")]
+        )
+        await send(publisher, topics["help"], events[40:] + events[:5])
+        total_ann = sum(1 for e in events if e.data.helper == "ann")
+        await wait_for(
+            lambda: _count_is(s.database_url, "ann", total_ann),
+            timeout=30,
+            message="not every event was applied",
+        )
+        await wait_for(lambda: _count_is(s.database_url, "cat", 1, column="m"), timeout=30)
+        put = await client.put("/internal/v1/people/bob/opt-out", json={"opted_out": True})
+        assert put.status_code == 200
+    live = await standings(s.database_url, "leaderboard")
+    assert not any(r[3] == "dan" for r in live), "an erased person stays gone"
+
+    await asyncio.to_thread(
+        migrate, s.database_url, schema="leaderboard_rebuild", migrations_dir=MIGRATIONS
+    )
+    pool = await create_pool(s.database_url, schema="leaderboard_rebuild", min_size=1, max_size=2)
+    try:
+        assert await copy_owned_state(pool, from_schema="leaderboard")
+        applier = Applier(repo=Repository(), keys=make_keys(s), tz=s.tz(), boards=None)
+        report = await replay_into(
+            pool,
+            bootstrap_servers=s.kafka_bootstrap_servers,
+            topic_groups=[[topics["directory"]], [topics["help"], topics["milestone"]]],
+            applier=applier,
+            consumer_name="rebuild-check",
+            batch=7,
+        )
+        async with pool.acquire() as conn:
+            bob = await Repository().get_person(conn, "bob")
+    finally:
+        await pool.close()
+    assert report.duplicates == 5
+    rebuilt = await standings(s.database_url, "leaderboard_rebuild")
+    assert rebuilt == live
+    assert bob is not None and bob.opted_out, "opt-outs survive a rebuild"
+
+
+async def _count_is(url, who, n, column="n") -> bool:
+    conn = await asyncpg.connect(url, server_settings={"search_path": "leaderboard"})
+    try:
+        got = await conn.fetchval(
+            f"SELECT {column} FROM standing WHERE scope = 'company' AND \"window\" = 'all_time' "
+            "AND person = $1",
+            who,
+        )
+        return got == n
+    finally:
+        await conn.close()
+
+
+async def test_opt_out_erasure_and_live_updates_through_the_api(migrated, topics, publisher):
+    s = migrated
+    await send(publisher, topics["directory"], [person("ann", "red"), person("bob", "red")])
+    async with running(s) as (_rt, client):
+        await send(
+            publisher,
+            topics["help"],
+            [thanks(1, "ann", "x"), thanks(2, "ann", "y"), thanks(3, "bob", "x")],
+        )
+        await wait_for(lambda: _on_board(client, "bob"), timeout=30)
+        assert (await rank(client, "bob"))["rank"] == 2
+
+        put = await client.put("/internal/v1/people/ann/opt-out", json={"opted_out": True})
+        assert put.json() == {"person": "ann", "opted_out": True}
+        assert await rank(client, "ann") == {"person": "ann", "opted_out": True}
+        assert (await rank(client, "bob"))["rank"] == 1
+        top = (await client.get("/internal/v1/boards/top", params={"window": "week"})).json()
+        assert [i["person"] for i in top["items"]] == ["bob"]
+        teams = await client.get(
+            "/internal/v1/boards/top", params={"window": "week", "scope": "teams"}
+        )
+        # ann's help still counts for her team, in aggregate.
+        assert teams.json()["items"][0]["team"] == "red"
+        assert teams.json()["items"][0]["score"] == 3 + 3 * 2 + 3
+
+        bad = await client.put("/internal/v1/people/ann/opt-out", json={"opted_out": "maybe"})
+        assert bad.status_code == 422
+        assert bad.json()["error"]["field"] == "opted_out"
+        wrong = await client.get("/internal/v1/boards/top", params={"window": "fortnight"})
+        assert wrong.status_code == 400
+        assert wrong.json()["error"]["field"] == "window"
+
+        await send(
+            publisher, topics["directory"], [make_event(PersonErased(person="bob"), source="hr")]
+        )
+        await wait_for(lambda: _off_board(client, "bob"), timeout=30)
+        await client.put("/internal/v1/people/ann/opt-out", json={"opted_out": False})
+        ann = await rank(client, "ann")
+        assert (ann["rank"], ann["score"]) == (1, 2 + 2 * 2 + 2.0)
+
+        changed = await _read_all(s.kafka_bootstrap_servers, topics["changed"], minimum=1)
+        assert changed, "no LeaderboardChanged was published"
+        boards = {(e.data.board.window, e.data.period) for e in changed}
+        assert ("week", changed[0].data.period) in boards
+
+
+async def _off_board(client, who) -> bool:
+    return (await rank(client, who)).get("rank") is None
+
+
+async def _read_all(bootstrap: str, topic: str, *, minimum: int):
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    try:
+        out = []
+
+        async def enough():
+            got = await consumer.getmany(timeout_ms=200)
+            for records in got.values():
+                out.extend(parse_for_topic(topic, r.value) for r in records)
+            return len(out) >= minimum
+
+        await wait_for(enough, timeout=15)
+        return out
+    finally:
+        await consumer.stop()
