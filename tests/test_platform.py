@@ -38,5 +38,5 @@ def test_platform_starts_seeds_and_stops_cleanly(stack: object) -> None:
     assert done.returncode == 0, out[-4000:]
     for name in SERVICES:
         assert f"{name} healthy and ready" in out, out[-4000:]
-        assert f"{name}: exit 0" in out, out[-4000:]
+        assert f"{name}: stopped cleanly" in out, out[-4000:]
     assert "12 people" in out, out[-4000:]

@@ -38,6 +38,8 @@ class ServiceProc:
 
 
 NAMES = ("recognition", "leaderboard", "notifier", "gateway")
+# The gateway owns nothing durable: no schema, nothing to migrate.
+WITH_DATABASE = ("recognition", "leaderboard", "notifier")
 DEFAULT_PORTS = {"recognition": 8101, "leaderboard": 8102, "notifier": 8103, "gateway": 8000}
 SERVICES = tuple(ServiceProc(n, DEFAULT_PORTS[n]) for n in NAMES)
 
@@ -104,6 +106,8 @@ class Platform:
         """Apply every service's migrations (each into its own schema)."""
         env = self.env()
         for svc in self.services:
+            if svc.name not in WITH_DATABASE:
+                continue
             done = subprocess.run(
                 [_bin(svc.name), "migrate"], env=env, capture_output=True, text=True
             )
@@ -153,20 +157,28 @@ class Platform:
                     )
                 await asyncio.sleep(0.25)
 
-    def stop(self, *, grace_s: float = 20.0) -> dict[str, int]:
-        """SIGTERM every service, wait for a graceful exit, SIGKILL stragglers; exit codes."""
+    def stop(self, *, grace_s: float = 20.0) -> dict[str, str]:
+        """SIGTERM every service and wait for its graceful exit; SIGKILL stragglers.
+
+        Returns each service's outcome: "stopped cleanly" (it shut down by itself: exit 0,
+        or uvicorn re-raising the SIGTERM it handled), "killed" or "exit <code>".
+        """
         for proc in self.procs.values():
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
-        codes = {}
+        outcomes = {}
         deadline = time.monotonic() + grace_s
         for name, proc in self.procs.items():
             try:
-                codes[name] = proc.wait(max(0.1, deadline - time.monotonic()))
+                code = proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
-                codes[name] = proc.wait()
-        return codes
+                proc.wait()
+                outcomes[name] = "killed"
+                continue
+            clean = code in (0, -signal.SIGTERM)
+            outcomes[name] = "stopped cleanly" if clean else f"exit {code}"
+        return outcomes
 
 
 def banner() -> str:
@@ -184,6 +196,11 @@ def banner() -> str:
             "",
         ]
     )
+
+
+@app.callback()
+def _main() -> None:
+    """Thrive's whole platform on this machine."""
 
 
 @app.command()
@@ -227,9 +244,9 @@ def run(
             pass
     finally:
         typer.echo("Stopping services ...")
-        codes = plat.stop()
-        typer.echo("  " + ", ".join(f"{n}: exit {c}" for n, c in codes.items()))
-        if smoke and any(c != 0 for c in codes.values()):
+        outcomes = plat.stop()
+        typer.echo("  " + ", ".join(f"{n}: {o}" for n, o in outcomes.items()))
+        if smoke and any(o != "stopped cleanly" for o in outcomes.values()):
             raise SystemExit(1)
 
 
