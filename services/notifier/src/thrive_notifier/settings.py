@@ -52,7 +52,8 @@ class NotifierSettings(CommonSettings):  # type: ignore[misc]
     delivery_batch_size: int = Field(default=200, ge=1)
     delivery_concurrency: int = Field(default=64, ge=1)
     delivery_lease_seconds: float = Field(default=60.0, gt=0)
-    delivery_poll_seconds: float = Field(default=0.2, gt=0)
+    delivery_poll_seconds: float = Field(default=0.1, gt=0)
+    delivery_workers: int = Field(default=2, ge=1, le=32)
 
     # attention defaults and schedules
     default_daily_budget: int = Field(default=10, ge=0)

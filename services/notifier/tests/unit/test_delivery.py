@@ -63,7 +63,8 @@ async def reserve_webhook(uow, event="e1"):
                     message=Message(kind=Kind.MILESTONE, title="Ana reached: 10"),
                     state=DeliveryState.PENDING,
                 )
-            ]
+            ],
+            now=T0,
         )
     return did
 

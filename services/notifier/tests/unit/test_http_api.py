@@ -1,5 +1,7 @@
 """The internal JSON API: own-settings only, private mutes, clear errors, cursor pages."""
 
+from datetime import UTC, datetime
+
 import httpx
 import pytest
 from starlette.applications import Starlette
@@ -145,7 +147,8 @@ async def test_inbox_lists_newest_first_filters_unread_and_marks_read(client, uo
                         message=Message(kind=Kind.THANKS, title=f"thanks {n}"),
                         state=DeliveryState.DELIVERED,
                     )
-                ]
+                ],
+                now=datetime.now(UTC),
             )
     page = (await client.get(f"{BASE}/ana/inbox", params={"first": 2}, headers=as_("ana"))).json()
     assert [i["title"] for i in page["items"]] == ["thanks 2", "thanks 1"]

@@ -260,7 +260,12 @@ class InMemoryRepository:
         ps = set(persons)
         out: dict[str, list[Mute]] = {}
         for p, m in self.s.mutes:
-            if p in ps:
+            covers = (
+                (m.kind is MuteKind.PERSON and m.target in c.involved)
+                or (m.kind is MuteKind.THEME and m.target in c.themes)
+                or (m.kind is MuteKind.KIND and m.target == c.kind.value)
+            )
+            if p in ps and covers:
                 out.setdefault(p, []).append(m)
         return out
 
@@ -318,10 +323,14 @@ class InMemoryRepository:
                 granted.add(person)
         return granted
 
+    async def prune_budget(self, before: date) -> None:
+        self.s.budget = {k: v for k, v in self.s.budget.items() if k[1] >= before}
+
     # ledger, inbox, digests -------------------------------------------------------------
-    async def reserve(self, deliveries: Sequence[NewDelivery]) -> list[tuple[NewDelivery, int]]:
+    async def reserve(
+        self, deliveries: Sequence[NewDelivery], *, now: datetime
+    ) -> list[tuple[NewDelivery, int]]:
         created = []
-        now = self.s.clock_now or datetime.now().astimezone()
         for d in deliveries:
             lk = _ledger_key(d.key)
             if lk in self.s.ledger:
@@ -358,9 +367,8 @@ class InMemoryRepository:
             created.append((d, did))
         return created
 
-    async def defer(self, deferrals: Sequence[Deferral]) -> int:
+    async def defer(self, deferrals: Sequence[Deferral], *, now: datetime) -> int:
         n = 0
-        now = self.s.clock_now or datetime.now().astimezone()
         for d in deferrals:
             if any(
                 i.person == d.person and i.event_id == d.event_id

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import date, datetime
 from typing import Any
@@ -504,9 +504,10 @@ class PostgresRepository:
         await self.conn.execute(SQL.PRUNE_BUDGET, before)
 
     # ledger, inbox, digests -------------------------------------------------------------
-    async def reserve(self, deliveries: Sequence[NewDelivery]) -> list[tuple[NewDelivery, int]]:
+    async def reserve(
+        self, deliveries: Sequence[NewDelivery], *, now: datetime
+    ) -> list[tuple[NewDelivery, int]]:
         by_key = {d.key.idempotency_key: d for d in deliveries}
-        now = datetime.now().astimezone()
         rows = await self.conn.fetch(
             SQL.RESERVE,
             [d.key.event_id for d in deliveries],
@@ -522,7 +523,7 @@ class PostgresRepository:
         )
         return [(by_key[r["idempotency_key"]], r["id"]) for r in rows]
 
-    async def defer(self, deferrals: Sequence[Deferral]) -> int:
+    async def defer(self, deferrals: Sequence[Deferral], *, now: datetime) -> int:
         if not deferrals:
             return 0
         result = await self.conn.execute(
@@ -534,7 +535,7 @@ class PostgresRepository:
             [d.message.subject for d in deferrals],
             [d.message.title for d in deferrals],
             [orjson.dumps(d.message.to_payload()).decode() for d in deferrals],
-            datetime.now().astimezone(),
+            now,
         )
         return int(result.split()[-1])
 
@@ -664,9 +665,19 @@ def _next(rows: Sequence[Any], first: int, key: Any) -> str | None:
 class PostgresUnitOfWork:
     """Opens a transaction on a pooled connection and yields a PostgresRepository on it."""
 
-    def __init__(self, pool: asyncpg.Pool, *, defaults: Preferences | None = None) -> None:
-        self.pool = pool
+    def __init__(
+        self,
+        pool: asyncpg.Pool | Callable[[], asyncpg.Pool],
+        *,
+        defaults: Preferences | None = None,
+    ) -> None:
+        # A callable defers to the runtime's pool, which exists only once the service started.
+        self._pool = pool
         self.defaults = defaults
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool if isinstance(self._pool, asyncpg.Pool) else self._pool()
 
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[PostgresRepository]:

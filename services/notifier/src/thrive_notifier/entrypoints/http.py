@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from thrive_shared.http import ApiError
+from thrive_shared.http import error_response as shared_error_response
 
 from thrive_notifier.adapters.egress import DestinationRefused, EgressPolicy
 from thrive_notifier.domain.model import (
@@ -39,37 +41,15 @@ Handler = Callable[[Request], Awaitable[Response]]
 M = TypeVar("M", bound=BaseModel)
 
 
-class ApiError(Exception):
-    """Becomes `{"error": {...}}` with an HTTP 4xx status."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        *,
-        field: str | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.field, self.details = field, details or {}
-
-
 def json_response(data: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(data), status_code=status, media_type="application/json")
 
 
 def error_response(err: ApiError) -> Response:
-    body = {
-        "error": {
-            "code": err.code,
-            "message": err.message,
-            "field": err.field,
-            "details": err.details,
-        }
-    }
-    return json_response(body, err.status)
+    resp: Response = shared_error_response(
+        err.status, err.code, err.message, field=err.field, details=err.details
+    )
+    return resp
 
 
 def _validation_error(exc: ValidationError) -> ApiError:

@@ -78,7 +78,7 @@ async def write_deliveries(
     """Reserve ledger rows and announce new in-app deliveries through the outbox."""
     if not deliveries:
         return []
-    created = await repo.reserve(deliveries)
+    created = await repo.reserve(deliveries, now=now)
     for d, delivery_id in created:
         fact = delivered_event(d, delivery_id, at=now)
         if fact is not None:
@@ -148,7 +148,7 @@ async def celebrate(repo: Repository, c: Celebration, *, now: datetime) -> FanOu
                 )
 
     if deferrals:
-        await repo.defer(deferrals)
+        await repo.defer(deferrals, now=now)
     for d, _id in await write_deliveries(repo, deliveries, now=now):
         bucket = result.delivered if d.state is DeliveryState.DELIVERED else result.reserved
         bucket[d.key.channel.value] += 1

@@ -1,0 +1,104 @@
+"""Wires adapters into the shared runtime: consumers, delivery worker, scheduler, routes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from thrive_shared.service import Runtime, ServiceSpec
+
+from thrive_notifier.adapters.email import EmailSender
+from thrive_notifier.adapters.postgres import PostgresUnitOfWork
+from thrive_notifier.adapters.webhook import WebhookSender
+from thrive_notifier.domain.model import Channel
+from thrive_notifier.entrypoints import kafka as kafka_entry
+from thrive_notifier.entrypoints.http import NotifierApi
+from thrive_notifier.entrypoints.workers import delivery_loop, scheduler_loop
+from thrive_notifier.service_layer.ports import Sender
+from thrive_notifier.settings import NotifierSettings
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+NAME = "notifier"
+
+
+def make_senders(settings: NotifierSettings) -> dict[Channel, Sender]:
+    """The outgoing channels the delivery worker sends through."""
+    senders: dict[Channel, Sender] = {
+        Channel.WEBHOOK: WebhookSender(
+            secret=settings.webhook_secret.get_secret_value().encode(),
+            policy=settings.egress_policy(),
+            timeout=settings.webhook_timeout_seconds,
+            max_redirects=settings.webhook_max_redirects,
+        )
+    }
+    if settings.email_enabled:
+        senders[Channel.EMAIL] = EmailSender(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            sender=settings.smtp_sender,
+            username=settings.smtp_username,
+            password=(
+                settings.smtp_password.get_secret_value() if settings.smtp_password else None
+            ),
+            start_tls=settings.smtp_start_tls,
+            use_tls=settings.smtp_use_tls,
+            timeout=settings.webhook_timeout_seconds,
+        )
+    return senders
+
+
+def build_spec(settings: NotifierSettings | None = None) -> ServiceSpec:
+    """The notifier as the shared runtime runs it."""
+    s = settings or NotifierSettings()
+    defaults = s.default_preferences()
+    runtime: dict[str, Runtime] = {}
+    uow = PostgresUnitOfWork(lambda: runtime["rt"].pool, defaults=defaults)
+    api = NotifierApi(uow, policy=s.egress_policy(), defaults=defaults)
+
+    async def setup(rt: Runtime) -> None:
+        runtime["rt"] = rt
+        rt.add_consumer(
+            "events",
+            topics=kafka_entry.TOPICS,
+            handler=kafka_entry.make_handler(defaults=defaults),
+            group_id=s.consumer_group,
+        )
+        senders = make_senders(s)
+        rt.state["senders"] = senders
+
+        async def deliveries(_rt: Runtime) -> None:
+            await delivery_loop(
+                uow,
+                senders,
+                policy=s.retry_policy(),
+                batch_size=s.delivery_batch_size,
+                concurrency=s.delivery_concurrency,
+                lease_seconds=s.delivery_lease_seconds,
+                poll_seconds=s.delivery_poll_seconds,
+            )
+
+        async def schedule(_rt: Runtime) -> None:
+            await scheduler_loop(
+                uow,
+                interval_seconds=s.schedule_interval_seconds,
+                reminder_after=timedelta(days=s.reminder_after_days),
+            )
+
+        for n in range(s.delivery_workers):
+            rt.add_task(f"delivery-{n}", deliveries)
+        rt.add_task("schedule", schedule)
+
+    async def teardown(rt: Runtime) -> None:
+        hook = rt.state.get("senders", {}).get(Channel.WEBHOOK)
+        if isinstance(hook, WebhookSender):
+            await hook.aclose()
+
+    return ServiceSpec(
+        name=NAME,
+        settings=s,
+        migrations_dir=MIGRATIONS,
+        routes=api.routes(),
+        setup=setup,
+        teardown=teardown,
+        schema=s.schema_name,
+    )

@@ -1,0 +1,250 @@
+"""One contract, two backends: the in-memory fake and Postgres must behave the same."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from thrive_notifier.adapters.memory import MemoryStore, MemoryUnitOfWork
+from thrive_notifier.adapters.postgres import PostgresUnitOfWork
+from thrive_notifier.domain.attention import DeferReason
+from thrive_notifier.domain.audience import AudienceQuery
+from thrive_notifier.domain.messages import Message
+from thrive_notifier.domain.model import (
+    Celebration,
+    DeliveryKey,
+    DeliveryState,
+    Follow,
+    FollowKind,
+    Kind,
+    Mute,
+    MuteKind,
+    Preferences,
+    Recipient,
+    RecipientKind,
+)
+from thrive_notifier.domain.retry import Outcome, SendResult
+from thrive_notifier.service_layer.ports import AttemptRecord, Deferral, NewDelivery, PersonRecord
+from thrive_shared.contracts import CelebrationDelivered, Channel, make_event
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.stack)])
+def uow(request):
+    if request.param == "memory":
+        return MemoryUnitOfWork(MemoryStore(clock_now=NOW))
+    pool = request.getfixturevalue("notifier_pool")
+    return PostgresUnitOfWork(pool)
+
+
+def delivery(event, person, channel=Channel.IN_APP, *, team=False, title="hi"):
+    kind = RecipientKind.TEAM if team else RecipientKind.PERSON
+    return NewDelivery(
+        key=DeliveryKey(event, Recipient(kind, person), channel),
+        message=Message(
+            kind=Kind.MILESTONE, title=title, themes=("python",), about=event, subject="ana"
+        ),
+        state=DeliveryState.DELIVERED if channel is Channel.IN_APP else DeliveryState.PENDING,
+    )
+
+
+async def test_reserve_is_idempotent_and_fills_the_inbox_once(uow):
+    async with uow() as repo:
+        first = await repo.reserve(
+            [delivery("e1", "cy"), delivery("e1", "cy", Channel.EMAIL)], now=NOW
+        )
+        again = await repo.reserve([delivery("e1", "cy"), delivery("e2", "cy")], now=NOW)
+        page = await repo.inbox("cy", unread=None, first=10, after=None)
+    assert len(first) == 2 and [d.key.event_id for d, _ in again] == ["e2"]
+    assert [i.about for i in page.items] == ["e2", "e1"]
+    assert page.items[0].themes == ("python",) and page.items[0].subject == "ana"
+
+
+async def test_inbox_pages_and_read_marks(uow):
+    async with uow() as repo:
+        await repo.reserve([delivery(f"e{n}", "cy") for n in range(5)], now=NOW)
+        p1 = await repo.inbox("cy", unread=None, first=2, after=None)
+        p2 = await repo.inbox("cy", unread=None, first=2, after=p1.next_cursor)
+        p3 = await repo.inbox("cy", unread=None, first=2, after=p2.next_cursor)
+        assert await repo.mark_read("cy", [p1.items[0].id, p3.items[0].id], NOW) == 2
+        assert await repo.mark_read("other", [p1.items[1].id], NOW) == 0
+        unread = await repo.inbox("cy", unread=True, first=10, after=None)
+    assert [i.about for i in p1.items + p2.items + p3.items] == ["e4", "e3", "e2", "e1", "e0"]
+    assert p3.next_cursor is None
+    assert [i.about for i in unread.items] == ["e3", "e2", "e1"]
+
+
+async def test_budget_grants_up_to_the_limit_per_local_day(uow):
+    day = date(2026, 11, 25)
+    async with uow() as repo:
+        got = [await repo.take_budget([("ana", day, 2), ("bo", day, 1)]) for _ in range(3)]
+        next_day = await repo.take_budget([("ana", day + timedelta(days=1), 2)])
+        none = await repo.take_budget([("cy", day, 0)])
+    assert got == [{"ana", "bo"}, {"ana"}, set()]
+    assert next_day == {"ana"} and none == set()
+
+
+async def test_follows_mutes_and_audience_facts(uow):
+    async with uow() as repo:
+        await repo.add_follow("cy", Follow(FollowKind.PERSON, "ana"))
+        await repo.add_follow("di", Follow(FollowKind.TEAM, "blue"))
+        await repo.add_follow("ed", Follow(FollowKind.THEME, "python"))
+        await repo.add_follow("ed", Follow(FollowKind.THEME, "go"))
+        assert not await repo.add_follow("ed", Follow(FollowKind.THEME, "go"))
+        await repo.record_offer("ed", ["python"], NOW)
+        await repo.add_mute("cy", Mute(MuteKind.THEME, "python"))
+        await repo.add_mute("cy", Mute(MuteKind.PERSON, "zed"))
+        facts = await repo.audience_facts(
+            AudienceQuery(
+                person_followers="ana",
+                team_followers="blue",
+                theme_followers=("python",),
+                theme_offerers=("python",),
+            )
+        )
+        c = Celebration(
+            event_id="e",
+            kind=Kind.MILESTONE,
+            subject="ana",
+            title="t",
+            themes=("python",),
+            occurred_at=NOW,
+        )
+        mutes = await repo.mutes_covering(["cy", "di"], c)
+        follows = await repo.list_follows("ed", first=1, after=None)
+        rest = await repo.list_follows("ed", first=5, after=follows.next_cursor)
+        assert await repo.remove_follow("ed", Follow(FollowKind.THEME, "go"))
+        assert not await repo.remove_follow("ed", Follow(FollowKind.THEME, "go"))
+    assert facts.person_followers == {"cy"} and facts.team_followers == {"di"}
+    assert facts.theme_followers == {"ed"} and facts.theme_offerers == {"ed"}
+    assert mutes["cy"] == [Mute(MuteKind.THEME, "python")] and "di" not in mutes
+    assert [f.target for f in follows.items + rest.items] == ["go", "python"]
+
+
+async def test_claim_lease_record_park_and_unpark(uow):
+    async with uow() as repo:
+        await repo.set_team_channel("blue", "https://hooks.example.test/blue")
+        await repo.reserve([delivery("e1", "blue", Channel.WEBHOOK, team=True)], now=NOW)
+        [c] = await repo.claim(channels=[Channel.WEBHOOK], limit=10, lease_seconds=30, now=NOW)
+        assert (
+            await repo.claim(
+                channels=[Channel.WEBHOOK],
+                limit=10,
+                lease_seconds=30,
+                now=NOW + timedelta(seconds=1),
+            )
+            == []
+        )
+    assert c.destination == "https://hooks.example.test/blue" and c.attempts == 1
+    async with uow() as repo:
+        fail = SendResult(Outcome.RETRY, status=503, error="HTTP 503")
+        await repo.record(
+            [AttemptRecord(c, fail, DeliveryState.FAILED, NOW + timedelta(seconds=10))], NOW
+        )
+        assert (
+            await repo.claim(
+                channels=[Channel.WEBHOOK],
+                limit=10,
+                lease_seconds=30,
+                now=NOW + timedelta(seconds=5),
+            )
+            == []
+        )
+        [c2] = await repo.claim(
+            channels=[Channel.WEBHOOK], limit=10, lease_seconds=30, now=NOW + timedelta(seconds=11)
+        )
+        assert c2.attempts == 2 and c2.idempotency_key == c.idempotency_key
+        # A stale worker's late record (attempt 1) must not overwrite attempt 2.
+        await repo.record(
+            [AttemptRecord(c, SendResult(Outcome.DELIVERED), DeliveryState.DELIVERED, None)], NOW
+        )
+        await repo.record([AttemptRecord(c2, fail, DeliveryState.PARKED, None)], NOW)
+        [parked] = await repo.parked(limit=10)
+        assert parked.attempts == 2 and parked.last_error == "HTTP 503"
+        assert await repo.parked_count() == {"webhook": 1}
+        assert await repo.unpark(None, NOW + timedelta(seconds=20)) == 1
+        [c3] = await repo.claim(
+            channels=[Channel.WEBHOOK], limit=10, lease_seconds=30, now=NOW + timedelta(seconds=20)
+        )
+    assert c3.attempts == 1
+
+
+async def test_deferrals_wait_for_one_digest(uow):
+    msg = Message(kind=Kind.THANKS, title="Bo thanked you", themes=("python",), subject="ana")
+    async with uow() as repo:
+        await repo.defer(
+            [
+                Deferral("ana", "e1", DeferReason.BUDGET, msg),
+                Deferral("ana", "e1", DeferReason.BUDGET, msg),
+                Deferral("ana", "e2", DeferReason.QUIET_HOURS, msg),
+            ],
+            now=NOW,
+        )
+        assert await repo.digest_candidates(limit=10) == ["ana"]
+        entries = await repo.take_digest_entries("ana")
+        did = await repo.create_digest(
+            "ana", local_day=date(2026, 11, 25), item_ids=[e.item_id for e in entries]
+        )
+        assert did
+        assert await repo.digest_candidates(limit=10) == []
+        assert await repo.last_digest_day("ana") == date(2026, 11, 25)
+    assert len(entries) == 2 and entries[0].themes == ("python",)
+
+
+async def test_profiles_mirror_preferences_and_erasure(uow):
+    async with uow() as repo:
+        await repo.upsert_person(
+            PersonRecord("ana", "Ana", "ana@example.test", "blue", "Europe/Paris")
+        )
+        await repo.put_preferences(
+            "ana", Preferences(daily_budget=3, channels=frozenset({Channel.IN_APP, Channel.EMAIL}))
+        )
+        profs = await repo.profiles(["ana", "ghost"])
+        await repo.reserve(
+            [delivery("e1", "ana"), delivery("e1", "cy", title="Ana reached")], now=NOW
+        )
+        await repo.erase_person("ana")
+        after = await repo.profiles(["ana"])
+        await repo.upsert_person(PersonRecord("ana", "Ana", "ana@example.test", "blue", "UTC"))
+        again = await repo.profiles(["ana"])
+        cy = await repo.inbox("cy", unread=None, first=10, after=None)
+        ana = await repo.inbox("ana", unread=None, first=10, after=None)
+        prefs = await repo.get_preferences("ana")
+    assert profs["ana"].preferences.daily_budget == 3 and profs["ana"].team == "blue"
+    assert profs["ana"].email == "ana@example.test" and profs["ghost"].email is None
+    assert after == {} and again == {} and prefs is None and ana.items == []
+    assert cy.items[0].subject is None and "Ana" not in cy.items[0].title
+
+
+async def test_reminders_come_due_once_and_not_after_thanks(uow):
+    async with uow() as repo:
+        await repo.ask_requested(ask_id="a1", asker="ana", title="pandas?")
+        await repo.ask_resolved(ask_id="a1", asker="ana", helper="cy", at=NOW)
+        await repo.ask_resolved(ask_id="a2", asker="ana", helper="cy", at=NOW)
+        await repo.ask_thanked("a2", NOW)
+        await repo.ask_thanked("a3", NOW)  # thanks seen before the resolution
+        await repo.ask_resolved(ask_id="a3", asker="ana", helper="cy", at=NOW)
+        due = await repo.due_reminders(resolved_before=NOW + timedelta(days=3), limit=10)
+        await repo.mark_reminded("a1", NOW)
+        later = await repo.due_reminders(resolved_before=NOW + timedelta(days=3), limit=10)
+    assert [(d.ask_id, d.title, d.helper) for d in due] == [("a1", "pandas?", "cy")]
+    assert later == []
+
+
+async def test_publish_goes_through_the_outbox(uow, request):
+    fact = CelebrationDelivered(
+        delivery_id="d1",
+        recipient="cy",
+        channel=Channel.IN_APP,
+        about="e1",
+        kind="thanks",
+        delivered_at=NOW,
+    )
+    async with uow() as repo:
+        await repo.publish(make_event(fact, source="thrive/notifier"))
+    if isinstance(uow, PostgresUnitOfWork):
+        async with uow() as repo:
+            assert await repo.conn.fetchval("SELECT count(*) FROM outbox") == 1
+    else:
+        assert len(uow.store.published) == 1
