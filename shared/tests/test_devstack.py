@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -239,6 +240,26 @@ async def cleanup_policy(admin: AIOKafkaAdminClient, topic: str) -> str:
     )
     entries = {entry[0]: entry[1] for entry in response.resources[0][4]}
     return str(entries["cleanup.policy"])
+
+
+@pytest.mark.stack
+def test_a_broker_that_cannot_start_is_reported_with_its_log(
+    stack: Endpoints, tmp_path: Path
+) -> None:
+    # The shared PostgreSQL stands in (DATABASE_URL), so only this broken Kafka is started.
+    env = second_stack_env(tmp_path, KAFKA_HEAP_OPTS="-Xmx1m", DATABASE_URL=stack.database_url)
+    cfg = StackConfig.from_env(env)
+    shared_libs = StackConfig.from_env().kafka_libs
+    if shared_libs.is_dir():  # spare a Maven run
+        shutil.copytree(shared_libs, cfg.kafka_libs)
+
+    result = devstack("up", "--timeout", "60", env=env)
+
+    assert result.returncode == 1
+    assert "Kafka exited during start-up with exit code 1" in result.stderr
+    assert str(cfg.kafka_log_file) in result.stderr
+    assert "Too small maximum heap" in result.stderr
+    assert LocalKafka(cfg).pid() is None
 
 
 # -- fixtures ---------------------------------------------------------------------------------

@@ -45,14 +45,25 @@ class LocalKafka:
         code = procs.exit_status(pid)
         if code is None and procs.pid_alive(pid):
             return None
-        detail = procs.tail(self.cfg.kafka_log_file, 15) or procs.tail(
-            self.cfg.kafka_console_file, 15
-        )
         status = f" with exit code {code}" if code is not None else ""
         return (
             f"Kafka exited during start-up{status}; see {self.cfg.kafka_log_file} "
-            f"and {self.cfg.kafka_console_file}. Last log lines:\n{detail}"
-        )
+            f"and {self.cfg.kafka_console_file}.\n{self._failure_excerpt()}"
+        ).rstrip()
+
+    def _failure_excerpt(self) -> str:
+        """JVM output (crashes, OOM) and the broker's last ERROR lines, whichever exist."""
+        parts = []
+        console = procs.tail(self.cfg.kafka_console_file, 10)
+        if console:
+            parts.append(console)
+        log_tail = procs.tail(self.cfg.kafka_log_file, 400).splitlines()
+        errors = [line for line in log_tail if " ERROR " in line or " FATAL " in line]
+        if errors:
+            parts.append("\n".join(errors[-10:]))
+        elif not console:
+            parts.append("\n".join(log_tail[-10:]))
+        return "\n".join(parts)
 
     # -- jars --------------------------------------------------------------------------------
     def pom_hash(self) -> str:

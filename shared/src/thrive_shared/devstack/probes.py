@@ -122,7 +122,12 @@ async def ensure_topics(
                     for name in missing
                 ],
             )
-        await wait_topics_ready(admin, topics, deadline=deadline)
+        # Topics someone created earlier keep their partition count; only leaders matter.
+        expected = {
+            name: spec if name in missing else TopicSpec(partitions=1)
+            for name, spec in topics.items()
+        }
+        await wait_topics_ready(admin, expected, deadline=deadline)
         return missing
     finally:
         await admin.close()

@@ -74,11 +74,19 @@ def spawn_detached(
             start_new_session=True,
             close_fds=True,
         )
+    # Keep the Popen: otherwise subprocess reaps the child behind our back and its exit
+    # code is lost for the "Kafka exited during start-up with exit code N" message.
+    _children[proc.pid] = proc
     return proc.pid
+
+
+_children: dict[int, subprocess.Popen[bytes]] = {}
 
 
 def exit_status(pid: int) -> int | None:
     """Reap a child of this process if it has exited; its exit code, else None."""
+    if pid in _children:
+        return _children[pid].poll()
     try:
         done, status = os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
