@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -22,6 +22,7 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.extensions import SchemaExtension
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from thrive_shared.service import Runtime, ServiceSpec, build_app
 
 from thrive_gateway.auth import ANONYMOUS, InvalidToken, JwksCache, Principal, TokenVerifier
 from thrive_gateway.auth.dev_issuer import DevIssuer
@@ -29,8 +30,9 @@ from thrive_gateway.auth.jwks import JwksFetcher, http_fetcher
 from thrive_gateway.clients.api import Services
 from thrive_gateway.clients.http import http_services
 from thrive_gateway.live.cache import TtlCache
+from thrive_gateway.live.consumer import register_live_consumer
 from thrive_gateway.live.events import LiveState
-from thrive_gateway.metrics import REGISTRY, WEBSOCKETS, OperationMetrics
+from thrive_gateway.metrics import WEBSOCKETS, OperationMetrics
 from thrive_gateway.protection.body_limit import BodySizeLimit
 from thrive_gateway.protection.persisted import load_allow_list
 from thrive_gateway.protection.rate_limit import RateLimiter
@@ -40,7 +42,8 @@ from thrive_gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 WIDGETS_DIR = Path(__file__).parent / "widgets"
-PRINCIPAL_KEY = "thrive.principal"
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+PRINCIPAL_KEY = "thrive.principal"  # an ASGI scope extension key
 
 
 @dataclass
@@ -98,7 +101,7 @@ class AuthMiddleware:
                 )
                 await response(scope, receive, send)
                 return
-        scope.setdefault("state", {})[PRINCIPAL_KEY] = principal
+        scope[PRINCIPAL_KEY] = principal
         await self.app(scope, receive, send)
 
 
@@ -121,7 +124,7 @@ class GatewayGraphQL(GraphQL[GatewayContext, None]):
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> GatewayContext:
         gw = self.gateway
-        principal = request.scope.get("state", {}).get(PRINCIPAL_KEY, ANONYMOUS)
+        principal = request.scope.get(PRINCIPAL_KEY, ANONYMOUS)
         return GatewayContext(
             services=gw.services,
             live=gw.live,
@@ -214,9 +217,18 @@ def _allow_list(settings: GatewaySettings) -> Mapping[str, str] | None:
 
 
 def create_app(
-    gateway: Gateway, *, extra_extensions: Sequence[Callable[[], SchemaExtension]] = ()
+    gateway: Gateway,
+    *,
+    extra_extensions: Sequence[Callable[[], SchemaExtension]] = (),
+    with_runtime: bool | None = None,
 ) -> Starlette:
-    """The Starlette app for a wired gateway."""
+    """The Starlette app for a wired gateway.
+
+    With the shared runtime (the default when live consumers are on) /health, /ready,
+    /metrics, HTTP metrics and the lifespan come from thrive_shared.service, and the live
+    topics are consumed through its broker. Without it (unit tests) the same routes are
+    served by a plain Starlette app.
+    """
     settings = gateway.settings
     schema = build_schema(
         settings,
@@ -233,32 +245,10 @@ def create_app(
         keep_alive_interval=15,
     )
 
-    async def health(_: Request) -> Response:
-        return JSONResponse({"status": "ok"})
-
-    async def ready(_: Request) -> Response:
-        if not gateway.ready:
-            return JSONResponse({"status": "starting"}, status_code=503)
-        return JSONResponse({"status": "ready"})
-
-    async def metrics(_: Request) -> Response:
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
-
     async def demo(_: Request) -> Response:
         return FileResponse(WIDGETS_DIR / "demo.html", media_type="text/html")
 
-    @asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            for client in gateway.http_clients:
-                await client.aclose()
-
-    routes: list[Any] = [
-        Route("/health", health, methods=["GET"]),
-        Route("/ready", ready, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
+    routes: list[BaseRoute] = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         Route("/demo", demo, methods=["GET"]),
@@ -266,8 +256,74 @@ def create_app(
     ]
     if gateway.dev_issuer is not None:
         routes += gateway.dev_issuer.routes("/dev-oidc")
-    app = Starlette(routes=routes, lifespan=lifespan)
+
+    async def close_clients() -> None:
+        for client in gateway.http_clients:
+            await client.aclose()
+
+    if with_runtime is None:
+        with_runtime = settings.live_consumers
+    if with_runtime:
+        app = _runtime_app(gateway, routes, close_clients)
+    else:
+        app = _plain_app(gateway, routes, close_clients)
     app.state.gateway = gateway
     app.add_middleware(AuthMiddleware, verifier=gateway.verifier)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
+
+
+def _runtime_app(
+    gateway: Gateway, routes: list[BaseRoute], close: Callable[[], Awaitable[None]]
+) -> Starlette:
+    async def setup(runtime: Runtime) -> None:
+        register_live_consumer(runtime.broker, gateway.live)
+
+    async def teardown(_: Runtime) -> None:
+        await close()
+
+    spec = ServiceSpec(
+        name="gateway",
+        settings=gateway.settings,
+        migrations_dir=MIGRATIONS_DIR,
+        routes=routes,
+        setup=setup,
+        teardown=teardown,
+        relay_outbox=False,
+        use_database=False,
+    )
+    # thrive_shared has no py.typed yet: mypy sees build_app as returning Any.
+    app: Starlette = build_app(spec)
+    return app
+
+
+def _plain_app(
+    gateway: Gateway, routes: list[BaseRoute], close: Callable[[], Awaitable[None]]
+) -> Starlette:
+    async def health(_: Request) -> Response:
+        return JSONResponse({"status": "ok", "service": "gateway"})
+
+    async def ready(_: Request) -> Response:
+        if not gateway.ready:
+            return JSONResponse({"status": "not_ready"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    async def metrics_endpoint(_: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await close()
+
+    return Starlette(
+        routes=[
+            Route("/health", health, methods=["GET"]),
+            Route("/ready", ready, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
+            *routes,
+        ],
+        lifespan=lifespan,
+    )

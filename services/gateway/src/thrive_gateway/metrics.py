@@ -5,47 +5,30 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
-REGISTRY = CollectorRegistry(auto_describe=True)
-
+# HTTP and event metrics come from thrive_shared.observability.metrics; these are the
+# gateway's own, on the same default registry.
 OPERATIONS = Counter(
     "thrive_graphql_operations_total",
     "GraphQL operations by name and outcome.",
     ["operation", "outcome"],
-    registry=REGISTRY,
 )
 OPERATION_SECONDS = Histogram(
     "thrive_graphql_operation_duration_seconds",
     "GraphQL operation latency.",
     ["operation"],
-    registry=REGISTRY,
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 RESOLVER_SECONDS = Histogram(
     "thrive_graphql_resolver_duration_seconds",
     "Latency of root resolvers (which call the services).",
     ["field"],
-    registry=REGISTRY,
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
 )
-WEBSOCKETS = Gauge(
-    "thrive_websocket_connections", "Open GraphQL WebSocket connections.", registry=REGISTRY
-)
-HTTP_REQUESTS = Counter(
-    "thrive_http_requests_total",
-    "HTTP requests.",
-    ["service", "route", "method", "status"],
-    registry=REGISTRY,
-)
-EVENTS_CONSUMED = Counter(
-    "thrive_events_consumed_total",
-    "Live events applied by the gateway.",
-    ["service", "topic", "type", "outcome"],
-    registry=REGISTRY,
-)
+WEBSOCKETS = Gauge("thrive_websocket_connections", "Open GraphQL WebSocket connections.")
 
 
 class OperationMetrics(SchemaExtension):

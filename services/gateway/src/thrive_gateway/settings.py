@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+from thrive_shared.settings import CommonSettings
 
 
-class GatewaySettings(BaseSettings):
-    """Everything the gateway reads from its environment."""
+class GatewaySettings(CommonSettings):  # type: ignore[misc, unused-ignore]
+    """Everything the gateway reads from its environment (plus Kafka, logging, tracing)."""
 
-    model_config = SettingsConfigDict(env_prefix="THRIVE_GATEWAY_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="THRIVE_GATEWAY_", env_file=None, extra="ignore")
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -60,13 +61,9 @@ class GatewaySettings(BaseSettings):
     )
 
     # Live topics and caches
-    kafka_bootstrap_servers: str = Field(
-        default="127.0.0.1:19092",
-        validation_alias=AliasChoices(
-            "THRIVE_GATEWAY_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"
-        ),
+    live_consumers: bool = Field(
+        default=True, description="Consume the live topics (needs Kafka); off for unit tests."
     )
-    live_consumers: bool = True
     feed_cache_ttl_seconds: float = Field(default=30.0, ge=0)
     board_cache_ttl_seconds: float = Field(default=30.0, ge=0)
 

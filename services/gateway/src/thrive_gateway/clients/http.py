@@ -95,7 +95,8 @@ class _Client:
         items = body.get("items") if isinstance(body, dict) else body
         if not isinstance(items, list):
             raise ServiceUnavailable(self.service)
-        return [self._parse(model, item) for item in items]
+        # Batch endpoints answer null where an id is unknown (or not visible to the actor).
+        return [self._parse(model, item) for item in items if item is not None]
 
     def _page(self, model: type[M], body: Any) -> Page[M]:
         items = self._parse_list(model, body)
@@ -342,11 +343,13 @@ class HttpNotifier(_Client):
         return self._page(InboxItemDTO, body)
 
     async def mark_read(self, actor: Principal, *, person_id: str, ids: list[str]) -> int:
+        # The notifier numbers inbox items; GraphQL IDs are strings.
+        numeric = [int(i) for i in ids if i.isdigit()]
         body = await self._call(
-            "POST", f"/people/{_seg(person_id)}/inbox/read", actor, json={"ids": ids}
+            "POST", f"/people/{_seg(person_id)}/inbox/read", actor, json={"ids": numeric}
         )
-        if isinstance(body, dict) and isinstance(body.get("marked"), int):
-            return int(body["marked"])
+        if isinstance(body, dict) and isinstance(body.get("updated"), int):
+            return int(body["updated"])
         return len(ids)
 
 

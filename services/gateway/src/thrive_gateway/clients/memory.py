@@ -392,6 +392,6 @@ class InMemoryPlatform:
         box = self.inboxes.get(person_id, [])
         marked = sum(1 for i in box if i.id in wanted and not i.read)
         self.inboxes[person_id] = [
-            i.model_copy(update={"read": True}) if i.id in wanted else i for i in box
+            i.model_copy(update={"read_at": self._clock()}) if i.id in wanted else i for i in box
         ]
         return marked

@@ -55,7 +55,7 @@ class ThanksDTO(_Dto):
 
 class AskDTO(_Dto):
     id: str = Field(validation_alias=AliasChoices("id", "ask_id"))
-    asker: str
+    asker: str | None = None
     title: str
     details: str = ""
     themes: list[str] = Field(default_factory=list)
@@ -67,7 +67,7 @@ class AskDTO(_Dto):
 
 class OfferDTO(_Dto):
     id: str = Field(validation_alias=AliasChoices("id", "offer_id"))
-    helper: str
+    helper: str | None = None
     ask_id: str | None = None
     themes: list[str] = Field(default_factory=list)
     message: str = ""
@@ -80,7 +80,7 @@ class Page(_Dto, Generic[T]):
 
 
 class StandingDTO(_Dto):
-    person: str
+    person: str = Field(validation_alias=AliasChoices("person", "team"))
     rank: int
     score: float
 
@@ -104,15 +104,25 @@ class ThemeCountDTO(_Dto):
     count: int = 0
 
 
+class QuietHoursDTO(_Dto):
+    start: str
+    end: str
+
+
 class PreferencesDTO(_Dto):
+    """The notifier's preferences document (its PUT takes exactly these keys)."""
+
+    daily_budget: int = 10
+    quiet_hours: QuietHoursDTO | None = None
+    timezone: str | None = None
     channels: list[str] = Field(default_factory=lambda: ["in_app"])
-    quiet_hours_start: str | None = None
-    quiet_hours_end: str | None = None
-    daily_budget: int | None = None
-    digest: str | None = None
+    digest_frequency: str = "daily"
+    digest_hour: int = 8
+    webhook_url: str | None = None
 
     def as_payload(self) -> dict[str, Any]:
-        return self.model_dump()
+        """The JSON body for PUT."""
+        return self.model_dump(mode="json")
 
 
 class FilterDTO(_Dto):
@@ -121,9 +131,17 @@ class FilterDTO(_Dto):
 
 
 class InboxItemDTO(_Dto):
+    model_config = ConfigDict(extra="ignore", frozen=True, coerce_numbers_to_str=True)
+
     id: str
     kind: str
     title: str = ""
+    body: str = ""
     about: str | None = None
+    themes: list[str] = Field(default_factory=list)
     created_at: datetime
-    read: bool = False
+    read_at: datetime | None = None
+
+    @property
+    def read(self) -> bool:
+        return self.read_at is not None

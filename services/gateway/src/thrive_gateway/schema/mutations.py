@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypeVar
 import strawberry
 
 from thrive_gateway.clients.errors import ServiceError, ServiceUnavailable
-from thrive_gateway.clients.models import PreferencesDTO
+from thrive_gateway.clients.models import PreferencesDTO, QuietHoursDTO
 from thrive_gateway.schema.context import Info
 from thrive_gateway.schema.errors import (
     AllowanceExceeded,
@@ -29,6 +29,7 @@ from thrive_gateway.schema.types import (
     Ask,
     AskSize,
     AttentionFilter,
+    DigestFrequency,
     FollowKind,
     MuteKind,
     Offer,
@@ -149,10 +150,13 @@ class OfferHelpInput:
 @strawberry.input
 class PreferencesInput:
     channels: list[str]
+    daily_budget: int = 10
     quiet_hours_start: str | None = None
     quiet_hours_end: str | None = None
-    daily_budget: int | None = None
-    digest: str | None = None
+    timezone: str | None = None
+    digest_frequency: DigestFrequency = DigestFrequency.DAILY
+    digest_hour: int = 8
+    webhook_url: str | None = None
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -383,17 +387,34 @@ class Mutation:
         ):
             if value is not None and not _HHMM.match(value):
                 return ValidationFailed(message="Use HH:MM, e.g. 18:30.", field=field)
-        if input.daily_budget is not None and not 0 <= input.daily_budget <= 1000:
+        if (input.quiet_hours_start is None) != (input.quiet_hours_end is None):
+            return ValidationFailed(
+                message="Give both ends of quiet hours, or neither.", field="quietHoursEnd"
+            )
+        if not 0 <= input.daily_budget <= 1000:
             return ValidationFailed(message="The daily budget is 0 to 1000.", field="dailyBudget")
-        if input.digest is not None and input.digest not in ("daily", "weekly", "never"):
-            return ValidationFailed(message="Digest is daily, weekly or never.", field="digest")
+        if not 0 <= input.digest_hour <= 23:
+            return ValidationFailed(message="The digest hour is 0 to 23.", field="digestHour")
+        if input.timezone is not None and len(input.timezone) > 64:
+            return ValidationFailed(message="That is not a time zone.", field="timezone")
+        if input.webhook_url is not None and (
+            len(input.webhook_url) > 2000 or not input.webhook_url.startswith("https://")
+        ):
+            return ValidationFailed(message="Webhooks must be https:// URLs.", field="webhookUrl")
         ctx = info.context
+        quiet = (
+            QuietHoursDTO(start=input.quiet_hours_start, end=input.quiet_hours_end)
+            if input.quiet_hours_start and input.quiet_hours_end
+            else None
+        )
         prefs = PreferencesDTO(
             channels=list(dict.fromkeys(input.channels)),
-            quiet_hours_start=input.quiet_hours_start,
-            quiet_hours_end=input.quiet_hours_end,
             daily_budget=input.daily_budget,
-            digest=input.digest,
+            quiet_hours=quiet,
+            timezone=input.timezone,
+            digest_frequency=input.digest_frequency.value,
+            digest_hour=input.digest_hour,
+            webhook_url=input.webhook_url,
         )
         return await _call(
             lambda: ctx.services.notifier.set_preferences(
@@ -409,7 +430,7 @@ class Mutation:
             return limited
         if not 1 <= len(ids) <= 100:
             return ValidationFailed(message="Mark 1 to 100 items at a time.", field="ids")
-        if any(not _ID.match(str(i)) for i in ids):
+        if any(not str(i).isdigit() for i in ids):
             return ValidationFailed(message="Some ids are not inbox items.", field="ids")
         ctx = info.context
         return await _call(

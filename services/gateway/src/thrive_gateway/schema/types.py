@@ -71,6 +71,7 @@ class BoardMetric(Enum):
     HELP_GIVEN = "help_given"
     PEOPLE_HELPED = "people_helped"
     CROSS_TEAM = "cross_team"
+    MILESTONES = "milestones"
 
 
 @strawberry.enum
@@ -153,8 +154,11 @@ def connection(page: Slice[T]) -> Connection[T]:
 class PersonCounts:
     thanks_received: int
     thanks_given: int
+    asks: int
+    offers: int
     people_helped: int
     teams_helped: int
+    streak_weeks: int = strawberry.field(description="Consecutive weeks with help given.")
 
 
 @strawberry.type
@@ -215,8 +219,11 @@ class Person:
         return PersonCounts(
             thanks_received=c.get("thanks_received", 0),
             thanks_given=c.get("thanks_given", 0),
+            asks=c.get("asks", 0),
+            offers=c.get("offers", 0),
             people_helped=c.get("people_helped", 0),
             teams_helped=c.get("teams_helped", 0),
+            streak_weeks=c.get("streak_weeks", 0),
         )
 
     @strawberry.field
@@ -389,7 +396,7 @@ class Ask:
     status: str
     expires_at: datetime | None
     created_at: datetime | None
-    asker_id: strawberry.Private[str]
+    asker_id: strawberry.Private[str | None]
 
     @classmethod
     def from_dto(cls, dto: AskDTO) -> Ask:
@@ -416,7 +423,7 @@ class Offer:
     message: str
     themes: list[str]
     created_at: datetime | None
-    helper_id: strawberry.Private[str]
+    helper_id: strawberry.Private[str | None]
     ask_id: strawberry.Private[str | None]
 
     @classmethod
@@ -481,24 +488,38 @@ class InboxItem:
         )
 
 
+@strawberry.enum
+class DigestFrequency(Enum):
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    OFF = "off"
+
+
 @strawberry.type
 class Preferences:
     """How and when someone wants to hear about celebrations."""
 
     channels: list[str]
+    daily_budget: int = strawberry.field(description="Pings a day; the rest go to the digest.")
     quiet_hours_start: str | None
     quiet_hours_end: str | None
-    daily_budget: int | None
-    digest: str | None
+    timezone: str | None
+    digest_frequency: DigestFrequency
+    digest_hour: int
+    webhook_url: str | None
 
     @classmethod
     def from_dto(cls, dto: PreferencesDTO) -> Preferences:
+        quiet = dto.quiet_hours
         return cls(
             channels=list(dto.channels),
-            quiet_hours_start=dto.quiet_hours_start,
-            quiet_hours_end=dto.quiet_hours_end,
             daily_budget=dto.daily_budget,
-            digest=dto.digest,
+            quiet_hours_start=quiet.start[:5] if quiet else None,
+            quiet_hours_end=quiet.end[:5] if quiet else None,
+            timezone=dto.timezone,
+            digest_frequency=_enum(DigestFrequency, dto.digest_frequency, DigestFrequency.DAILY),  # type: ignore[arg-type]
+            digest_hour=dto.digest_hour,
+            webhook_url=dto.webhook_url,
         )
 
 
