@@ -27,6 +27,7 @@ class TopicReplay:
             bootstrap_servers=self.bootstrap_servers,
             enable_auto_commit=False,
             group_id=None,
+            auto_offset_reset="earliest",
             client_id="thrive-leaderboard-rebuild",
             max_poll_records=self.batch,
             fetch_max_bytes=64 * 1024 * 1024,
