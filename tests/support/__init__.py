@@ -1,0 +1,1 @@
+"""Helpers for cross-service tests: in-process receivers the real services send to."""
