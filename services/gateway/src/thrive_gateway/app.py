@@ -34,7 +34,7 @@ from thrive_gateway.live.consumer import register_live_consumer
 from thrive_gateway.live.events import LiveState
 from thrive_gateway.metrics import WEBSOCKETS, OperationMetrics
 from thrive_gateway.protection.body_limit import BodySizeLimit
-from thrive_gateway.protection.persisted import load_allow_list
+from thrive_gateway.protection.persisted import allow_list_of_operations, load_allow_list
 from thrive_gateway.protection.rate_limit import RateLimiter
 from thrive_gateway.schema import build_schema
 from thrive_gateway.schema.context import GatewayContext
@@ -42,6 +42,7 @@ from thrive_gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 WIDGETS_DIR = Path(__file__).parent / "widgets"
+WIDGET_OPERATIONS = WIDGETS_DIR / "static" / "operations.json"
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 PRINCIPAL_KEY = "thrive.principal"  # an ASGI scope extension key
 
@@ -210,10 +211,11 @@ def build_gateway(
 
 
 def _allow_list(settings: GatewaySettings) -> Mapping[str, str] | None:
-    path = settings.persisted_queries_file
-    if path is None and settings.persisted_queries_only:
-        path = WIDGETS_DIR / "persisted-queries.json"
-    return load_allow_list(path) if path is not None else None
+    if settings.persisted_queries_file is not None:
+        return load_allow_list(settings.persisted_queries_file)
+    if settings.persisted_queries_only:
+        return allow_list_of_operations(WIDGET_OPERATIONS)
+    return None
 
 
 def create_app(

@@ -57,7 +57,8 @@ class GatewaySettings(CommonSettings):  # type: ignore[misc, unused-ignore]
         default=False, description="Accept only documents in the persisted allow-list."
     )
     persisted_queries_file: Path | None = Field(
-        default=None, description="JSON object sha256 -> document; defaults to the widgets' list."
+        default=None,
+        description="JSON object sha256 -> document; defaults to the widgets' operations.",
     )
 
     # Live topics and caches

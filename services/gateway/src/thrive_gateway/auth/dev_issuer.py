@@ -19,6 +19,7 @@ from jwt.algorithms import ECAlgorithm
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from thrive_shared.demo import PEOPLE as DEMO_PEOPLE
 
 from thrive_gateway.auth.principal import Role
 
@@ -33,12 +34,11 @@ class DemoUser:
     roles: tuple[Role, ...] = (Role.EMPLOYEE,)
 
 
-DEMO_USERS: tuple[DemoUser, ...] = (
-    DemoUser("ada", "Ada Lovelace", "platform", (Role.EMPLOYEE, Role.ADMIN)),
-    DemoUser("grace", "Grace Hopper", "platform"),
-    DemoUser("linus", "Linus Torvalds", "kernel"),
-    DemoUser("margaret", "Margaret Hamilton", "apollo"),
-    DemoUser("alan", "Alan Turing", "kernel"),
+ADMINS = frozenset({"ada"})
+# The same people `make run` seeds into the directory, so demo tokens name real people.
+DEMO_USERS: tuple[DemoUser, ...] = tuple(
+    DemoUser(pid, name, team, (Role.EMPLOYEE, Role.ADMIN) if pid in ADMINS else (Role.EMPLOYEE,))
+    for pid, name, team, _tz in DEMO_PEOPLE
 )
 
 

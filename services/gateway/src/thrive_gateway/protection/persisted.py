@@ -19,6 +19,14 @@ def document_hash(document: str) -> str:
     return hashlib.sha256(document.encode()).hexdigest()
 
 
+def allow_list_of_operations(path: Path) -> dict[str, str]:
+    """sha256 -> document for a JSON object of operation name -> document (the widgets')."""
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise ValueError(f"{path}: expected an object of operation name -> document")
+    return {document_hash(document): document for document in data.values()}
+
+
 def load_allow_list(path: Path) -> dict[str, str]:
     """A JSON object sha256 -> document, checked so each hash matches its document."""
     data = json.loads(path.read_text())

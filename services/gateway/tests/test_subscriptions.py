@@ -1,0 +1,140 @@
+"""Subscriptions over graphql-transport-ws, authenticated in connection_init."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import uvicorn
+from thrive_gateway.app import Gateway, create_app
+from thrive_shared.contracts import CelebrationDelivered, HelpReceived, make_event
+from thrive_shared.testing import wait_for
+from websockets.exceptions import ConnectionClosed
+
+from .wsclient import GraphQLWs
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def ws_url(gateway: Gateway) -> AsyncIterator[str]:
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(gateway), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    await wait_for(lambda: server.started, timeout=10)
+    yield f"ws://127.0.0.1:{port}/graphql"
+    server.should_exit = True
+    await task
+
+
+CELEBRATIONS = """subscription { celebrations { kind title recipient { id name } } }"""
+
+
+def celebration(recipient: str, title: str, *, team: str = "platform") -> Any:
+    return make_event(
+        CelebrationDelivered(
+            delivery_id=f"d-{recipient}-{title}",
+            recipient=recipient,
+            team=team,
+            channel="in_app",
+            about=f"ev-{title}",
+            kind="thanks",
+            title=title,
+            delivered_at=datetime.now(UTC),
+        ),
+        source="thrive/notifier",
+    )
+
+
+async def test_connection_without_or_with_a_bad_token_is_refused(ws_url: str, token: Any) -> None:
+    for credential in (None, "not-a-jwt", token("grace", ttl_seconds=-120)):
+        client = GraphQLWs(ws_url)
+        with pytest.raises(ConnectionClosed) as info:
+            await client.connect(credential)
+        assert info.value.rcvd is not None
+        assert info.value.rcvd.code == 4403
+
+
+async def test_my_celebrations_arrive_and_others_do_not(
+    ws_url: str, token: Any, gateway: Gateway
+) -> None:
+    client = GraphQLWs(ws_url)
+    ack = await client.connect(token("grace"))
+    assert ack["type"] == "connection_ack"
+    await client.subscribe(CELEBRATIONS)
+    await wait_for(lambda: gateway.live.hub.subscriber_count() == 1, timeout=10)
+
+    gateway.live.apply(celebration("linus", "not for grace"))
+    gateway.live.apply(celebration("grace", "Ada thanked you"))
+    message = await client.next()
+    assert message["payload"]["data"]["celebrations"] == {
+        "kind": "thanks",
+        "title": "Ada thanked you",
+        "recipient": {"id": "grace", "name": "Grace Hopper"},
+    }
+    await client.close()
+    await wait_for(lambda: gateway.live.hub.subscriber_count() == 0, timeout=10)
+
+
+async def test_feed_subscription_gets_public_thanks_only(
+    ws_url: str, token: Any, gateway: Gateway
+) -> None:
+    client = GraphQLWs(ws_url)
+    await client.connect(token("linus"))
+    await client.subscribe(
+        "subscription { feed { __typename ... on Thanks { id message helper { name } } } }"
+    )
+    await wait_for(lambda: gateway.live.hub.subscriber_count() == 1, timeout=10)
+    for thanks_id, visibility in (("secret", "private"), ("open", "public")):
+        gateway.live.apply(
+            make_event(
+                HelpReceived(
+                    thanks_id=thanks_id,
+                    giver="ada",
+                    helper="grace",
+                    message=f"{visibility} thanks",
+                    visibility=visibility,
+                    given_at=datetime.now(UTC),
+                ),
+                source="thrive/recognition",
+            )
+        )
+    message = await client.next()
+    assert message["payload"]["data"]["feed"] == {
+        "__typename": "Thanks",
+        "id": "open",
+        "message": "public thanks",
+        "helper": {"name": "Grace Hopper"},
+    }
+    await client.close()
+
+
+async def test_team_celebrations_are_shown_once_per_event(
+    ws_url: str, token: Any, gateway: Gateway
+) -> None:
+    client = GraphQLWs(ws_url)
+    await client.connect(token("linus"))
+    await client.subscribe(
+        'subscription { celebrations(audience: TEAM, team: "platform") { about title } }'
+    )
+    await wait_for(lambda: gateway.live.hub.subscriber_count() == 1, timeout=10)
+    # One milestone, delivered to two members of the team: the wall shows it once.
+    for member in ("ada", "grace"):
+        gateway.live.apply(celebration(member, "Ten people helped"))
+    gateway.live.apply(celebration("grace", "Another one"))
+    first = await client.next()
+    second = await client.next()
+    assert first["payload"]["data"]["celebrations"]["title"] == "Ten people helped"
+    assert second["payload"]["data"]["celebrations"]["title"] == "Another one"
+    await client.close()
