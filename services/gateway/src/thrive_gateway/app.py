@@ -30,7 +30,7 @@ from thrive_gateway.auth.jwks import JwksFetcher, http_fetcher
 from thrive_gateway.clients.api import Services
 from thrive_gateway.clients.http import http_services
 from thrive_gateway.live.cache import TtlCache
-from thrive_gateway.live.consumer import register_live_consumer
+from thrive_gateway.live.consumer import LIVE_TOPICS, register_live_consumer
 from thrive_gateway.live.events import LiveState
 from thrive_gateway.metrics import WEBSOCKETS, OperationMetrics
 from thrive_gateway.protection.body_limit import BodySizeLimit
@@ -58,6 +58,7 @@ class Gateway:
     rate_limiter: RateLimiter
     dev_issuer: DevIssuer | None = None
     http_clients: list[httpx.AsyncClient] = field(default_factory=list)
+    live_topics: Sequence[str] = LIVE_TOPICS
     ready: bool = True
 
 
@@ -279,7 +280,7 @@ def _runtime_app(
     gateway: Gateway, routes: list[BaseRoute], close: Callable[[], Awaitable[None]]
 ) -> Starlette:
     async def setup(runtime: Runtime) -> None:
-        register_live_consumer(runtime.broker, gateway.live)
+        register_live_consumer(runtime.broker, gateway.live, topic_names=gateway.live_topics)
 
     async def teardown(_: Runtime) -> None:
         await close()
