@@ -111,7 +111,7 @@ async def test_follows_mutes_and_audience_facts(uow):
             themes=("python",),
             occurred_at=NOW,
         )
-        mutes = await repo.mutes_covering(["cy", "di"], c)
+        _profiles, mutes = await repo.profiles_with_mutes(["cy", "di"], c)
         follows = await repo.list_follows("ed", first=1, after=None)
         rest = await repo.list_follows("ed", first=5, after=follows.next_cursor)
         assert await repo.remove_follow("ed", Follow(FollowKind.THEME, "go"))
@@ -242,7 +242,7 @@ async def test_publish_goes_through_the_outbox(uow, request):
         delivered_at=NOW,
     )
     async with uow() as repo:
-        await repo.publish(make_event(fact, source="thrive/notifier"))
+        await repo.publish([make_event(fact, source="thrive/notifier")])
     if isinstance(uow, PostgresUnitOfWork):
         async with uow() as repo:
             assert await repo.conn.fetchval("SELECT count(*) FROM outbox") == 1

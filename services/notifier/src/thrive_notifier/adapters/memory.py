@@ -256,7 +256,15 @@ class InMemoryRepository:
             theme_offerers=frozenset(p for (p, t) in self.s.offers if t in q.theme_offerers),
         )
 
-    async def mutes_covering(self, persons: Sequence[str], c: Celebration) -> dict[str, list[Mute]]:
+    async def profiles_with_mutes(
+        self, persons: Iterable[str], c: Celebration
+    ) -> tuple[dict[str, Profile], dict[str, list[Mute]]]:
+        profiles = await self.profiles(persons)
+        return profiles, await self._mutes_covering(list(profiles), c)
+
+    async def _mutes_covering(
+        self, persons: Sequence[str], c: Celebration
+    ) -> dict[str, list[Mute]]:
         ps = set(persons)
         out: dict[str, list[Mute]] = {}
         for p, m in self.s.mutes:
@@ -390,8 +398,8 @@ class InMemoryRepository:
             n += 1
         return n
 
-    async def publish(self, envelope: Envelope[EventData]) -> None:
-        self.s.published.append(envelope)
+    async def publish(self, envelopes: Sequence[Envelope[EventData]]) -> None:
+        self.s.published.extend(envelopes)
 
     async def inbox(
         self, person: str, *, unread: bool | None, first: int, after: str | None

@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 import orjson
 from thrive_shared.contracts import Envelope, EventData
+from thrive_shared.outbox import enqueue_many
 
 from thrive_notifier.adapters.memory import decode_cursor, encode_cursor
 from thrive_notifier.domain.audience import AudienceFacts, AudienceQuery
@@ -101,6 +102,15 @@ class SQL:
         LEFT JOIN person pe ON pe.person = u.p
         LEFT JOIN preferences pr ON pr.person = u.p
     """
+    PROFILES_WITH_MUTES = PROFILES.replace(
+        "AS erased",
+        """AS erased,
+               ARRAY(SELECT m.kind || ':' || m.target FROM mute m
+                     WHERE m.person = u.p AND (
+                        (m.kind = 'person' AND m.target = ANY($2::text[]))
+                        OR (m.kind = 'theme' AND m.target = ANY($3::text[]))
+                        OR (m.kind = 'kind' AND m.target = $4))) AS mutes""",
+    )
     GET_PREFERENCES = "SELECT * FROM preferences WHERE person = $1"
     PUT_PREFERENCES = """
         INSERT INTO preferences (person, daily_budget, quiet_start, quiet_end, timezone, channels,
@@ -141,13 +151,6 @@ class SQL:
         SELECT 'theme', person FROM follow WHERE kind = 'theme' AND target = ANY($3::text[])
         UNION ALL
         SELECT 'offer', person FROM offer_history WHERE theme = ANY($4::text[])
-    """
-    MUTES_COVERING = """
-        SELECT person, kind, target FROM mute
-        WHERE person = ANY($1::text[]) AND (
-            (kind = 'person' AND target = ANY($2::text[]))
-            OR (kind = 'theme' AND target = ANY($3::text[]))
-            OR (kind = 'kind' AND target = $4))
     """
     TEAM_CHANNELS = "SELECT team, webhook_url FROM team_channel WHERE team = ANY($1::text[])"
     SET_TEAM_CHANNEL = """
@@ -345,21 +348,41 @@ class PostgresRepository:
 
     async def profiles(self, persons: Iterable[str]) -> dict[str, Profile]:
         rows = await self.conn.fetch(SQL.PROFILES, list(set(persons)))
-        out: dict[str, Profile] = {}
+        return {r["person"]: self._profile(r) for r in rows if not r["erased"]}
+
+    async def profiles_with_mutes(
+        self, persons: Iterable[str], c: Celebration
+    ) -> tuple[dict[str, Profile], dict[str, list[Mute]]]:
+        rows = await self.conn.fetch(
+            SQL.PROFILES_WITH_MUTES,
+            list(set(persons)),
+            sorted(c.involved),
+            list(c.themes),
+            c.kind.value,
+        )
+        profiles: dict[str, Profile] = {}
+        mutes: dict[str, list[Mute]] = {}
         for r in rows:
             if r["erased"]:
                 continue
-            prefs = self._prefs_from_row(r, tz_column="pref_timezone")
-            out[r["person"]] = Profile(
-                person=r["person"],
-                team=r["team"],
-                timezone=r["timezone"] or "UTC",
-                email=r["email"],
-                name=r["name"],
-                active=True if r["active"] is None else r["active"],
-                preferences=prefs,
-            )
-        return out
+            profiles[r["person"]] = self._profile(r)
+            if r["mutes"]:
+                mutes[r["person"]] = [
+                    Mute(MuteKind(kind), target)
+                    for kind, _, target in (m.partition(":") for m in r["mutes"])
+                ]
+        return profiles, mutes
+
+    def _profile(self, r: Any) -> Profile:
+        return Profile(
+            person=r["person"],
+            team=r["team"],
+            timezone=r["timezone"] or "UTC",
+            email=r["email"],
+            name=r["name"],
+            active=True if r["active"] is None else r["active"],
+            preferences=self._prefs_from_row(r, tz_column="pref_timezone"),
+        )
 
     def _prefs_from_row(self, r: Any, *, tz_column: str = "timezone") -> Preferences:
         if r["daily_budget"] is None:
@@ -447,15 +470,6 @@ class PostgresRepository:
             theme_offerers=frozenset(groups["offer"]),
         )
 
-    async def mutes_covering(self, persons: Sequence[str], c: Celebration) -> dict[str, list[Mute]]:
-        rows = await self.conn.fetch(
-            SQL.MUTES_COVERING, list(persons), sorted(c.involved), list(c.themes), c.kind.value
-        )
-        out: dict[str, list[Mute]] = {}
-        for r in rows:
-            out.setdefault(r["person"], []).append(Mute(MuteKind(r["kind"]), r["target"]))
-        return out
-
     async def team_channels(self, teams: Iterable[str]) -> dict[str, str]:
         rows = await self.conn.fetch(SQL.TEAM_CHANNELS, list(teams))
         return {r["team"]: r["webhook_url"] for r in rows}
@@ -539,10 +553,8 @@ class PostgresRepository:
         )
         return int(result.split()[-1])
 
-    async def publish(self, envelope: Envelope[EventData]) -> None:
-        from thrive_shared.outbox import enqueue
-
-        await enqueue(self.conn, envelope)
+    async def publish(self, envelopes: Sequence[Envelope[EventData]]) -> None:
+        await enqueue_many(self.conn, list(envelopes))
 
     async def inbox(
         self, person: str, *, unread: bool | None, first: int, after: str | None

@@ -79,10 +79,11 @@ async def write_deliveries(
     if not deliveries:
         return []
     created = await repo.reserve(deliveries, now=now)
-    for d, delivery_id in created:
-        fact = delivered_event(d, delivery_id, at=now)
-        if fact is not None:
-            await repo.publish(make_event(fact, source=SOURCE, id=f"delivered:{fact.delivery_id}"))
+    facts = [f for d, did in created if (f := delivered_event(d, did, at=now)) is not None]
+    if facts:
+        await repo.publish(
+            [make_event(f, source=SOURCE, id=f"delivered:{f.delivery_id}") for f in facts]
+        )
     return created
 
 
@@ -92,13 +93,11 @@ async def celebrate(repo: Repository, c: Celebration, *, now: datetime) -> FanOu
     query = audience_query(c)
     facts = AudienceFacts() if query.is_empty else await repo.audience_facts(query)
     cands = candidates(c, facts)
-    person_ids = [r.id for r in cands if r.kind is RecipientKind.PERSON]
-    mutes = await repo.mutes_covering(person_ids, c) if person_ids else {}
+    wanted = {r.id for r in cands if r.kind is RecipientKind.PERSON} | c.involved
+    profiles, mutes = await repo.profiles_with_mutes(wanted, c)
     audience = resolve_audience(c, facts, mutes)
     people = [r for r in audience if r.kind is RecipientKind.PERSON]
     teams = [r for r in audience if r.kind is RecipientKind.TEAM]
-
-    profiles = await repo.profiles({r.id for r in people} | c.involved)
     names = {p: prof.name for p, prof in profiles.items() if prof.name}
 
     plans: dict[str, Plan] = {}
