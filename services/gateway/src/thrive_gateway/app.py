@@ -30,7 +30,11 @@ from thrive_gateway.auth.jwks import JwksFetcher, http_fetcher
 from thrive_gateway.clients.api import Services
 from thrive_gateway.clients.http import http_services
 from thrive_gateway.live.cache import TtlCache
-from thrive_gateway.live.consumer import LIVE_TOPICS, register_live_consumer
+from thrive_gateway.live.consumer import (
+    LIVE_TOPICS,
+    live_consumer_positioned,
+    register_live_consumer,
+)
 from thrive_gateway.live.events import LiveState
 from thrive_gateway.metrics import WEBSOCKETS, OperationMetrics
 from thrive_gateway.protection.body_limit import BodySizeLimit
@@ -279,8 +283,16 @@ def create_app(
 def _runtime_app(
     gateway: Gateway, routes: list[BaseRoute], close: Callable[[], Awaitable[None]]
 ) -> Starlette:
+    subscriber: Any = None
+
     async def setup(runtime: Runtime) -> None:
-        register_live_consumer(runtime.broker, gateway.live, topic_names=gateway.live_topics)
+        nonlocal subscriber
+        subscriber = register_live_consumer(
+            runtime.broker, gateway.live, topic_names=gateway.live_topics
+        )
+
+    async def live_topics_positioned(_: Runtime) -> bool:
+        return subscriber is not None and await live_consumer_positioned(subscriber)
 
     async def teardown(_: Runtime) -> None:
         await close()
@@ -294,6 +306,7 @@ def _runtime_app(
         teardown=teardown,
         relay_outbox=False,
         use_database=False,
+        ready_checks=[live_topics_positioned],
     )
     # thrive_shared has no py.typed yet: mypy sees build_app as returning Any.
     app: Starlette = build_app(spec)

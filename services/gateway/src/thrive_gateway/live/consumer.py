@@ -7,10 +7,12 @@ offset and commits nothing. Missing events while down is fine: caches also expir
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from aiokafka.errors import KafkaError
 from faststream import AckPolicy, Context
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
@@ -84,3 +86,24 @@ def register_live_consumer(
 
     subscriber(handler)
     return subscriber
+
+
+async def live_consumer_positioned(subscriber: Any, *, within: float = 2.0) -> bool:
+    """True once the consumer has partitions and knows where it reads from.
+
+    Until then an event produced now could be skipped (it starts at the latest offset), so
+    the gateway is not ready: a widget would miss its own thanks.
+    """
+    consumer = getattr(subscriber, "consumer", None)
+    if consumer is None:
+        return False
+    assignment = consumer.assignment()
+    if not assignment:
+        return False
+    try:
+        async with asyncio.timeout(within):
+            for partition in assignment:
+                await consumer.position(partition)
+    except (TimeoutError, KafkaError):
+        return False
+    return True

@@ -6,7 +6,7 @@ function render(node) {
     return `<li data-id="${escape(node.id)}"><strong>${escape(node.giver?.name || 'Someone')}</strong> thanked
       <strong>${escape(node.helper?.name || 'someone')}</strong>: ${escape(node.message)} ${tags}</li>`;
   }
-  return `<li data-id="${escape(node.id)}">🎉 <strong>${escape(node.person?.name || 'Someone')}</strong>: ${escape(node.title)}</li>`;
+  return `<li data-id="${escape(node.id)}" class="milestone"><span class="tag">milestone</span> <strong>${escape(node.person?.name || 'Someone')}</strong>: ${escape(node.title)}</li>`;
 }
 
 // <thrive-kudos-wall first="20" team="" theme=""></thrive-kudos-wall>: live public thanks and milestones.

@@ -17,7 +17,7 @@ class ThriveMyCelebrations extends HTMLElement {
   }
 
   item(title, when) {
-    return `<li>🎉 ${escape(title)} <span class="muted">${when ? new Date(when).toLocaleString() : ''}</span></li>`;
+    return `<li><span class="tag">celebration</span> ${escape(title)} <span class="muted">${when ? new Date(when).toLocaleString() : ''}</span></li>`;
   }
 
   async load() {
