@@ -23,6 +23,11 @@ def policies() -> Policies:
 
 @pytest.fixture
 def uow() -> InMemoryUnitOfWork:
+    return make_uow()
+
+
+def make_uow() -> InMemoryUnitOfWork:
+    """An in-memory unit of work with five people in four teams and timezones."""
     u = InMemoryUnitOfWork()
     for pid, team, tz in [
         ("ada", "core", "Europe/Paris"),

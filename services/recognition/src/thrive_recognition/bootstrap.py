@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
+from typing import Any
 
 from thrive_shared.contracts import topics
 from thrive_shared.service import Runtime, ServiceSpec
@@ -50,12 +52,17 @@ def build_spec(
             handler=consumers.directory,
             group_id=f"thrive-{NAME}.directory{suffix}",
         )
+        batch: dict[str, Any] = {}
+        if "batch_handler" in inspect.signature(rt.add_consumer).parameters:
+            # Set-based ingest when the shared consumer can hand over whole batches.
+            batch["batch_handler"] = consumers.ingest_batch
         rt.add_consumer(
             "ingest",
             topics=[ingest_topic],
             handler=consumers.ingest,
             after_commit=consumers.after_commit,
             group_id=f"thrive-{NAME}.ingest{suffix}",
+            **batch,
         )
         if sweep:
 

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from thrive_shared.contracts import AskSize, Envelope, Visibility
 
 from thrive_recognition.adapters.repository import Direction, Repository
+from thrive_recognition.domain import progress as progress_rules
 from thrive_recognition.domain.allowance import AllowanceWindows, Usage
 from thrive_recognition.domain.model import (
     Ask,
@@ -161,13 +162,16 @@ class InMemoryRepository:
         )
 
     # thanks
-    async def add_thanks(self, thanks: Thanks) -> bool:
-        if thanks.external_id is not None and await self.find_thanks(
-            origin=thanks.origin, external_id=thanks.external_id
-        ):
-            return False
-        self.thanks[thanks.id] = thanks
-        return True
+    async def add_thanks(self, thanks: Sequence[Thanks]) -> set[str]:
+        inserted: set[str] = set()
+        for t in thanks:
+            if t.external_id is not None and await self.find_thanks(
+                origin=t.origin, external_id=t.external_id
+            ):
+                continue
+            self.thanks[t.id] = t
+            inserted.add(t.id)
+        return inserted
 
     async def find_thanks(self, *, origin: str, external_id: str) -> Thanks | None:
         return next(
@@ -199,12 +203,15 @@ class InMemoryRepository:
             pair = sum(1 for t in mine if t.helper == helper and w.start <= t.given_at < w.end)
         return Usage(given=given, to_pair=pair)
 
-    async def pair_count(self, *, giver: str, helper: str, since: datetime) -> int:
-        return sum(
-            1
-            for t in self.thanks.values()
-            if t.giver == giver and t.helper == helper and t.given_at >= since
-        )
+    async def pair_counts(self, pairs: Sequence[tuple[str, str, datetime]]) -> list[int]:
+        return [
+            sum(
+                1
+                for t in self.thanks.values()
+                if t.giver == giver and t.helper == helper and t.given_at >= since
+            )
+            for giver, helper, since in pairs
+        ]
 
     async def ring_edges(self, *, start: str, since: datetime, depth: int) -> dict[str, set[str]]:
         edges: dict[str, set[str]] = {}
@@ -251,43 +258,44 @@ class InMemoryRepository:
         return sorted(tally.items(), key=lambda kv: (-kv[1], kv[0]))
 
     # progress and milestones
-    async def apply_progress(self, update: ProgressUpdate) -> Progress:
-        counts = self.counts.setdefault(update.person, Counts())
-        changed = set(update.counters())
-        for name, inc in update.counters().items():
-            setattr(counts, name, getattr(counts, name) + inc)
-        if update.helped_person and (update.person, update.helped_person) not in self.helped_people:
-            self.helped_people.add((update.person, update.helped_person))
-            counts.people_helped += 1
-            changed.add("people_helped")
-        if update.helped_team and (update.person, update.helped_team) not in self.helped_teams:
-            self.helped_teams.add((update.person, update.helped_team))
-            counts.teams_helped += 1
-            changed.add("teams_helped")
-        run = 0
-        if update.help_week and (update.person, update.help_week) not in self.help_weeks:
-            self.help_weeks.add((update.person, update.help_week))
-            weeks = {w for p, w in self.help_weeks if p == update.person}
-            run = run_length(weeks, update.help_week)
-            latest = max(update.help_week, counts.last_help_week or update.help_week)
-            counts.last_help_week = latest
-            counts.streak_weeks = run_length(weeks, latest)
-            counts.longest_streak = max(counts.longest_streak, run)
-            changed.add("streak_weeks")
-        themes: dict[str, int] = {}
-        for theme in update.themes:
-            key = (update.person, theme)
-            self.theme_progress[key] = self.theme_progress.get(key, 0) + 1
-            themes[theme] = self.theme_progress[key]
-        if themes:
-            changed.add("themes")
-        snapshot = replace(counts)
-        if run:
-            # Rules see the run this week belongs to (an old event may extend an old run).
-            snapshot.streak_weeks = run
-        return Progress(
-            person=update.person, counts=snapshot, themes=themes, changed=frozenset(changed)
-        )
+    async def apply_progress(self, updates: Sequence[ProgressUpdate]) -> dict[str, Progress]:
+        out: dict[str, Progress] = {}
+        for person, delta in progress_rules.fold(updates).items():
+            counts = self.counts.setdefault(person, Counts())
+            for name, inc in delta.counters.items():
+                setattr(counts, name, getattr(counts, name) + inc)
+            new_people = [g for g in delta.helped_people if (person, g) not in self.helped_people]
+            self.helped_people.update((person, g) for g in new_people)
+            counts.people_helped += len(new_people)
+            new_teams = [t for t in delta.helped_teams if (person, t) not in self.helped_teams]
+            self.helped_teams.update((person, t) for t in new_teams)
+            counts.teams_helped += len(new_teams)
+            new_weeks = [w for w in delta.weeks if (person, w) not in self.help_weeks]
+            self.help_weeks.update((person, w) for w in new_weeks)
+            runs: list[int] = []
+            if new_weeks:
+                weeks = {w for p, w in self.help_weeks if p == person}
+                runs = [run_length(weeks, w) for w in new_weeks]
+                latest = max(
+                    [*new_weeks, *([counts.last_help_week] if counts.last_help_week else [])]
+                )
+                counts.last_help_week = latest
+                counts.streak_weeks = run_length(weeks, latest)
+                counts.longest_streak = max(counts.longest_streak, *runs)
+            themes: dict[str, int] = {}
+            for theme, inc in delta.themes.items():
+                key = (person, theme)
+                self.theme_progress[key] = self.theme_progress.get(key, 0) + inc
+                themes[theme] = self.theme_progress[key]
+            out[person] = progress_rules.result(
+                delta,
+                counts=replace(counts),
+                new_people=len(new_people),
+                new_teams=len(new_teams),
+                themes=themes,
+                new_week_runs=runs,
+            )
+        return out
 
     async def get_counts(self, ids: Sequence[str]) -> dict[str, Counts]:
         return {i: replace(self.counts[i]) for i in ids if i in self.counts}

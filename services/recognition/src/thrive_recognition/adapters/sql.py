@@ -5,15 +5,16 @@ Every method runs on the caller's connection, inside the caller's transaction.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, TypeAlias, TypeVar
 
 import asyncpg
 from thrive_shared.contracts import AskSize, CelebrationSize, Visibility
 
 from thrive_recognition.adapters.repository import Direction, Repository
+from thrive_recognition.domain import progress as progress_rules
 from thrive_recognition.domain.allowance import AllowanceWindows, Usage
 from thrive_recognition.domain.model import (
     Ask,
@@ -125,6 +126,12 @@ def _counts(r: Row) -> Counts:
     )
 
 
+def _join_themes(themes: Sequence[str]) -> str:
+    if any("," in t for t in themes):
+        raise ValueError(f"a theme cannot contain a comma: {themes!r}")
+    return ",".join(themes)
+
+
 def _page(rows: Sequence[Row], page: PageRequest, conv: Callable[[Row], T], at: str) -> Page[T]:
     more = len(rows) > page.first
     rows = rows[: page.first]
@@ -221,13 +228,21 @@ class SqlRepository:
     GET_OFFER = "SELECT * FROM offers WHERE id = $1"
     FIND_OFFER = "SELECT * FROM offers WHERE origin = $1 AND external_id = $2"
 
+    # Themes travel joined by a comma: the Theme type allows no comma inside a theme.
     INSERT_THANKS = """
         INSERT INTO thanks (id, giver, helper, giver_team, helper_team, message, themes,
                             ask_id, offer_id, visibility, discounted, origin, external_id,
                             given_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+        SELECT id, giver, helper, giver_team, helper_team, message,
+               string_to_array(themes, ','), ask_id, offer_id, visibility, discounted,
+               origin, external_id, given_at
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                    $7::text[], $8::text[], $9::text[], $10::text[], $11::boolean[],
+                    $12::text[], $13::text[], $14::timestamptz[])
+             AS t(id, giver, helper, giver_team, helper_team, message, themes, ask_id,
+                  offer_id, visibility, discounted, origin, external_id, given_at)
         ON CONFLICT DO NOTHING
-        RETURNING 1
+        RETURNING id
     """
     FIND_THANKS = "SELECT * FROM thanks WHERE origin = $1 AND external_id = $2"
     GET_THANKS = "SELECT * FROM thanks WHERE id = ANY($1::text[])"
@@ -243,8 +258,12 @@ class SqlRepository:
         GROUP BY w.n
         ORDER BY w.n
     """
-    PAIR_COUNT = """
-        SELECT count(*) FROM thanks WHERE giver = $1 AND helper = $2 AND given_at >= $3
+    PAIR_COUNTS = """
+        SELECT count(t.id) AS n
+        FROM unnest($1::text[], $2::text[], $3::timestamptz[]) WITH ORDINALITY AS u(g, h, s, i)
+        LEFT JOIN thanks t ON t.giver = u.g AND t.helper = u.h AND t.given_at >= u.s
+        GROUP BY u.i
+        ORDER BY u.i
     """
     # Who thanked whom within the window, walking out from $1 up to $3 steps.
     RING_EDGES = """
@@ -285,53 +304,52 @@ class SqlRepository:
         LIMIT 200
     """
 
-    # One round trip for an act's progress; the caller holds the person's lock.
-    APPLY_PROGRESS = """
-        WITH hp AS (
-            INSERT INTO helped_people (helper, giver)
-            SELECT $1, $2::text WHERE $2::text IS NOT NULL
-            ON CONFLICT DO NOTHING RETURNING 1
-        ), ht AS (
-            INSERT INTO helped_teams (helper, team)
-            SELECT $1, $3::text WHERE $3::text IS NOT NULL
-            ON CONFLICT DO NOTHING RETURNING 1
-        ), hw AS (
-            INSERT INTO help_weeks (person, week)
-            SELECT $1, $4::date WHERE $4::date IS NOT NULL
-            ON CONFLICT DO NOTHING RETURNING 1
-        ), tp AS (
-            INSERT INTO theme_progress AS tp (person, theme, count)
-            SELECT $1, theme, 1 FROM unnest($5::text[]) AS theme
-            ON CONFLICT (person, theme) DO UPDATE SET count = tp.count + 1
-            RETURNING theme, count
-        ), p AS (
-            INSERT INTO progress AS p (person, thanks_received, thanks_given, asks, offers,
-                                       people_helped, teams_helped)
-            VALUES ($1, $6, $7, $8, $9, (SELECT count(*) FROM hp), (SELECT count(*) FROM ht))
-            ON CONFLICT (person) DO UPDATE SET
-                thanks_received = p.thanks_received + EXCLUDED.thanks_received,
-                thanks_given = p.thanks_given + EXCLUDED.thanks_given,
-                asks = p.asks + EXCLUDED.asks,
-                offers = p.offers + EXCLUDED.offers,
-                people_helped = p.people_helped + EXCLUDED.people_helped,
-                teams_helped = p.teams_helped + EXCLUDED.teams_helped,
-                updated_at = now()
-            RETURNING p.*
-        )
-        SELECT p.*,
-               (SELECT count(*) FROM hp) AS new_person,
-               (SELECT count(*) FROM ht) AS new_team,
-               (SELECT count(*) FROM hw) AS new_week,
-               (SELECT coalesce(array_agg(theme), '{}') FROM tp) AS theme_names,
-               (SELECT coalesce(array_agg(count), '{}') FROM tp) AS theme_counts
-        FROM p
+    # Progress for many acts at once, one statement per table; the caller holds the locks
+    # of everyone involved, so each statement sees the others' committed effects.
+    ADD_HELPED_PEOPLE = """
+        INSERT INTO helped_people (helper, giver)
+        SELECT * FROM unnest($1::text[], $2::text[])
+        ON CONFLICT DO NOTHING RETURNING helper
     """
-    HELP_WEEKS = "SELECT week FROM help_weeks WHERE person = $1"
-    SAVE_STREAK = """
-        UPDATE progress SET streak_weeks = $2, longest_streak = greatest(longest_streak, $3),
-                            last_help_week = $4
-        WHERE person = $1
-        RETURNING longest_streak
+    ADD_HELPED_TEAMS = """
+        INSERT INTO helped_teams (helper, team)
+        SELECT * FROM unnest($1::text[], $2::text[])
+        ON CONFLICT DO NOTHING RETURNING helper
+    """
+    ADD_HELP_WEEKS = """
+        INSERT INTO help_weeks (person, week)
+        SELECT * FROM unnest($1::text[], $2::date[])
+        ON CONFLICT DO NOTHING RETURNING person, week
+    """
+    ADD_THEME_PROGRESS = """
+        INSERT INTO theme_progress AS tp (person, theme, count)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::int[])
+        ON CONFLICT (person, theme) DO UPDATE SET count = tp.count + EXCLUDED.count
+        RETURNING person, theme, count
+    """
+    ADD_PROGRESS = """
+        INSERT INTO progress AS p (person, thanks_received, thanks_given, asks, offers,
+                                   people_helped, teams_helped)
+        SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::int[], $5::int[],
+                             $6::int[], $7::int[])
+        ON CONFLICT (person) DO UPDATE SET
+            thanks_received = p.thanks_received + EXCLUDED.thanks_received,
+            thanks_given = p.thanks_given + EXCLUDED.thanks_given,
+            asks = p.asks + EXCLUDED.asks,
+            offers = p.offers + EXCLUDED.offers,
+            people_helped = p.people_helped + EXCLUDED.people_helped,
+            teams_helped = p.teams_helped + EXCLUDED.teams_helped,
+            updated_at = now()
+        RETURNING p.*
+    """
+    HELP_WEEKS = "SELECT person, week FROM help_weeks WHERE person = ANY($1::text[])"
+    SAVE_STREAKS = """
+        UPDATE progress AS p
+        SET streak_weeks = u.streak, longest_streak = greatest(p.longest_streak, u.longest),
+            last_help_week = u.latest
+        FROM unnest($1::text[], $2::int[], $3::int[], $4::date[]) AS u(person, streak, longest,
+                                                                       latest)
+        WHERE p.person = u.person
     """
     GET_COUNTS = "SELECT * FROM progress WHERE person = ANY($1::text[])"
     INSERT_MILESTONES = """
@@ -369,8 +387,15 @@ class SqlRepository:
         p = person
         await self.conn.execute(
             self.UPSERT_PERSON,
-            p.id, p.name, p.email, p.team, p.manager, p.timezone, p.locale, p.active,
-        )  # fmt: skip
+            p.id,
+            p.name,
+            p.email,
+            p.team,
+            p.manager,
+            p.timezone,
+            p.locale,
+            p.active,
+        )
 
     async def lock_people(self, ids: Sequence[str]) -> None:
         await self.conn.execute(self.LOCK_PEOPLE, list(ids))
@@ -386,9 +411,17 @@ class SqlRepository:
         a = ask
         await self.conn.execute(
             self.INSERT_ASK,
-            a.id, a.asker, a.asker_team, a.title, a.details, list(a.themes), str(a.size),
-            str(a.status), a.created_at, a.expires_at,
-        )  # fmt: skip
+            a.id,
+            a.asker,
+            a.asker_team,
+            a.title,
+            a.details,
+            list(a.themes),
+            str(a.size),
+            str(a.status),
+            a.created_at,
+            a.expires_at,
+        )
 
     async def get_ask(self, ask_id: str, *, for_update: bool = False) -> Ask | None:
         row = await self.conn.fetchrow(
@@ -425,9 +458,15 @@ class SqlRepository:
         o = offer
         inserted = await self.conn.fetchval(
             self.INSERT_OFFER,
-            o.id, o.helper, o.ask_id, list(o.themes), o.message, o.origin, o.external_id,
+            o.id,
+            o.helper,
+            o.ask_id,
+            list(o.themes),
+            o.message,
+            o.origin,
+            o.external_id,
             o.created_at,
-        )  # fmt: skip
+        )
         return inserted is not None
 
     async def get_offer(self, offer_id: str) -> Offer | None:
@@ -439,15 +478,28 @@ class SqlRepository:
         return _offer(row) if row else None
 
     # thanks
-    async def add_thanks(self, thanks: Thanks) -> bool:
-        t = thanks
-        inserted = await self.conn.fetchval(
+    async def add_thanks(self, thanks: Sequence[Thanks]) -> set[str]:
+        if not thanks:
+            return set()
+        ts = thanks
+        rows = await self.conn.fetch(
             self.INSERT_THANKS,
-            t.id, t.giver, t.helper, t.giver_team, t.helper_team, t.message, list(t.themes),
-            t.ask_id, t.offer_id, str(t.visibility), t.discounted, t.origin, t.external_id,
-            t.given_at,
-        )  # fmt: skip
-        return inserted is not None
+            [t.id for t in ts],
+            [t.giver for t in ts],
+            [t.helper for t in ts],
+            [t.giver_team for t in ts],
+            [t.helper_team for t in ts],
+            [t.message for t in ts],
+            [_join_themes(t.themes) for t in ts],
+            [t.ask_id for t in ts],
+            [t.offer_id for t in ts],
+            [str(t.visibility) for t in ts],
+            [t.discounted for t in ts],
+            [t.origin for t in ts],
+            [t.external_id for t in ts],
+            [t.given_at for t in ts],
+        )
+        return {r["id"] for r in rows}
 
     async def find_thanks(self, *, origin: str, external_id: str) -> Thanks | None:
         row = await self.conn.fetchrow(self.FIND_THANKS, origin, external_id)
@@ -479,8 +531,16 @@ class SqlRepository:
             return Usage(given=tuple(used[:-1]), to_pair=used[-1])
         return Usage(given=tuple(used))
 
-    async def pair_count(self, *, giver: str, helper: str, since: datetime) -> int:
-        return int(await self.conn.fetchval(self.PAIR_COUNT, giver, helper, since))
+    async def pair_counts(self, pairs: Sequence[tuple[str, str, datetime]]) -> list[int]:
+        if not pairs:
+            return []
+        rows = await self.conn.fetch(
+            self.PAIR_COUNTS,
+            [g for g, _, _ in pairs],
+            [h for _, h, _ in pairs],
+            [s for _, _, s in pairs],
+        )
+        return [int(r["n"]) for r in rows]
 
     async def ring_edges(self, *, start: str, since: datetime, depth: int) -> dict[str, set[str]]:
         edges: dict[str, set[str]] = {}
@@ -511,40 +571,85 @@ class SqlRepository:
         return [(r["theme"], int(r["n"])) for r in await self.conn.fetch(self.THEME_COUNTS)]
 
     # progress and milestones
-    async def apply_progress(self, update: ProgressUpdate) -> Progress:
-        u = update
-        row = await self.conn.fetchrow(
-            self.APPLY_PROGRESS,
-            u.person, u.helped_person, u.helped_team, u.help_week,
-            list(dict.fromkeys(u.themes)),
-            u.thanks_received, u.thanks_given, u.asks, u.offers,
-        )  # fmt: skip
-        assert row is not None
-        counts = _counts(row)
-        changed = set(u.counters())
-        if row["new_person"]:
-            changed.add("people_helped")
-        if row["new_team"]:
-            changed.add("teams_helped")
-        themes = dict(zip(row["theme_names"], row["theme_counts"], strict=True))
-        if themes:
-            changed.add("themes")
-        snapshot = counts
-        if row["new_week"] and u.help_week is not None:
-            weeks = {r["week"] for r in await self.conn.fetch(self.HELP_WEEKS, u.person)}
-            run = run_length(weeks, u.help_week)
-            latest = max(u.help_week, counts.last_help_week or u.help_week)
-            current = run_length(weeks, latest)
-            longest = await self.conn.fetchval(self.SAVE_STREAK, u.person, current, run, latest)
-            counts.streak_weeks, counts.longest_streak, counts.last_help_week = (
-                current,
-                int(longest),
-                latest,
+    async def apply_progress(self, updates: Sequence[ProgressUpdate]) -> dict[str, Progress]:
+        deltas = progress_rules.fold(updates)
+        if not deltas:
+            return {}
+        conn = self.conn
+        new_people: Counter[str] = Counter()
+        pairs = [(p, g) for p, d in deltas.items() for g in d.helped_people]
+        if pairs:
+            rows = await conn.fetch(
+                self.ADD_HELPED_PEOPLE, [p for p, _ in pairs], [g for _, g in pairs]
             )
-            # Rules see the run this week belongs to (a late event may extend an old run).
-            snapshot = replace(counts, streak_weeks=run)
-            changed.add("streak_weeks")
-        return Progress(person=u.person, counts=snapshot, themes=themes, changed=frozenset(changed))
+            new_people.update(r["helper"] for r in rows)
+        new_teams: Counter[str] = Counter()
+        teams = [(p, t) for p, d in deltas.items() for t in d.helped_teams]
+        if teams:
+            rows = await conn.fetch(
+                self.ADD_HELPED_TEAMS, [p for p, _ in teams], [t for _, t in teams]
+            )
+            new_teams.update(r["helper"] for r in rows)
+        new_weeks: dict[str, list[date]] = {}
+        weeks = [(p, w) for p, d in deltas.items() for w in d.weeks]
+        if weeks:
+            rows = await conn.fetch(
+                self.ADD_HELP_WEEKS, [p for p, _ in weeks], [w for _, w in weeks]
+            )
+            for r in rows:
+                new_weeks.setdefault(r["person"], []).append(r["week"])
+        themes: dict[str, dict[str, int]] = {}
+        incs = [(p, t, n) for p, d in deltas.items() for t, n in d.themes.items()]
+        if incs:
+            rows = await conn.fetch(
+                self.ADD_THEME_PROGRESS,
+                [p for p, _, _ in incs],
+                [t for _, t, _ in incs],
+                [n for _, _, n in incs],
+            )
+            for r in rows:
+                themes.setdefault(r["person"], {})[r["theme"]] = r["count"]
+        people = sorted(deltas)  # the same row order everywhere: no lock-order surprises
+        rows = await conn.fetch(
+            self.ADD_PROGRESS,
+            people,
+            *([deltas[p].counters[name] for p in people] for name in progress_rules.COUNTERS),
+            [new_people[p] for p in people],
+            [new_teams[p] for p in people],
+        )
+        counts = {r["person"]: _counts(r) for r in rows}
+        runs = await self._streaks(new_weeks, counts) if new_weeks else {}
+        return {
+            p: progress_rules.result(
+                d,
+                counts=counts[p],
+                new_people=new_people[p],
+                new_teams=new_teams[p],
+                themes=themes.get(p, {}),
+                new_week_runs=runs.get(p, []),
+            )
+            for p, d in deltas.items()
+        }
+
+    async def _streaks(
+        self, new_weeks: dict[str, list[date]], counts: dict[str, Counts]
+    ) -> dict[str, list[int]]:
+        """Recompute the streaks of people with new weeks; the runs those weeks belong to."""
+        all_weeks: dict[str, set[date]] = {}
+        for r in await self.conn.fetch(self.HELP_WEEKS, list(new_weeks)):
+            all_weeks.setdefault(r["person"], set()).add(r["week"])
+        runs: dict[str, list[int]] = {}
+        rows: list[tuple[str, int, int, date]] = []
+        for person, added in new_weeks.items():
+            weeks, c = all_weeks[person], counts[person]
+            runs[person] = [run_length(weeks, w) for w in added]
+            latest = max([*added, *([c.last_help_week] if c.last_help_week else [])])
+            c.last_help_week = latest
+            c.streak_weeks = run_length(weeks, latest)
+            c.longest_streak = max(c.longest_streak, *runs[person])
+            rows.append((person, c.streak_weeks, c.longest_streak, latest))
+        await self.conn.execute(self.SAVE_STREAKS, *(list(col) for col in zip(*rows, strict=True)))
+        return runs
 
     async def get_counts(self, ids: Sequence[str]) -> dict[str, Counts]:
         rows = await self.conn.fetch(self.GET_COUNTS, list(ids))

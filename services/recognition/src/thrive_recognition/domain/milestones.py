@@ -193,7 +193,7 @@ class RuleBook:
         return next((r for r in self.rules if r.id == rule_id), None)
 
     def reached(self, progress: Progress) -> list[Reached]:
-        """Every level reached by the metrics this progress update changed."""
+        """The levels this progress update reached (crossed now, for metrics with a floor)."""
         out: list[Reached] = []
         counts = progress.counts
         for rule in self.rules:
@@ -203,17 +203,19 @@ class RuleBook:
                 for theme, value in sorted(progress.themes.items()):
                     if rule.themes and theme not in rule.themes:
                         continue
+                    floor = progress.theme_floors.get(theme, 0)
                     out.extend(
                         Reached(rule=rule, scope=theme, level=lv)
                         for lv in rule.levels
-                        if lv.threshold <= value
+                        if floor < lv.threshold <= value
                     )
                 continue
             value = int(getattr(counts, rule.metric))
+            floor = progress.floors.get(rule.metric, 0)
             out.extend(
                 Reached(rule=rule, scope="", level=lv)
                 for lv in rule.levels
-                if lv.threshold <= value
+                if floor < lv.threshold <= value
             )
         return out
 

@@ -175,12 +175,19 @@ class Counts:
 
 @dataclass(slots=True)
 class Progress:
-    """A person's counts after an update, plus the theme counts that update touched."""
+    """A person's counts after an update, plus the theme counts that update touched.
+
+    `floors` hold each changed metric's value before the update (and `theme_floors` each
+    theme's), so rules report only the levels crossed now; a metric without a floor (the
+    streak, whose runs can merge) reports every level reached.
+    """
 
     person: str
     counts: Counts = field(default_factory=Counts)
     themes: dict[str, int] = field(default_factory=dict)
     changed: frozenset[str] = frozenset()
+    floors: dict[str, int] = field(default_factory=dict)
+    theme_floors: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

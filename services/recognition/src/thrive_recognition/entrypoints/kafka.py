@@ -72,6 +72,31 @@ class RecognitionConsumers:
                 self._pending.clear()
             self._pending[(event.source, event.id)] = uow.published
 
+    async def ingest_batch(
+        self, conn: asyncpg.Connection, events: Sequence[tuple[Envelope[Any], RecordMeta]]
+    ) -> None:
+        """A whole batch set-based: a few statements instead of a few per event.
+
+        Raising makes the consumer fall back to `ingest` one event at a time, which sets
+        the bad events aside (DLQ with reason) and applies the rest.
+        """
+        items = [
+            handlers.ExternalEvent(env.source, env.id, env.data)
+            for env, _ in events
+            if isinstance(env.data, ExternalHelp)
+        ]
+        if len(items) != len(events):
+            raise Reject("batch holds an event that is not external help")
+        uow = SqlUnitOfWork(conn)
+        try:
+            await handlers.ingest_external_many(uow, items, policies=self.policies)
+        except DomainError as err:
+            raise self._reject(err) from err
+        await uow.flush()
+        if uow.published and events:
+            first = events[0][0]
+            self._pending[(first.source, first.id)] = uow.published
+
     async def after_commit(self, applied: Sequence[tuple[Envelope[Any], RecordMeta]]) -> None:
         """Count milestones once their transaction is committed."""
         for env, _ in applied:

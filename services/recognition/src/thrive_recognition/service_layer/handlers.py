@@ -125,14 +125,22 @@ async def _person(uow: UnitOfWork, person_id: str, *, field: str) -> Person:
 
 
 async def _progress(
-    uow: UnitOfWork, update: ProgressUpdate, *, team: str | None, at: datetime, policies: Policies
+    uow: UnitOfWork,
+    updates: Sequence[ProgressUpdate],
+    *,
+    teams: Mapping[str, str | None],
+    at: datetime,
+    policies: Policies,
 ) -> list[Milestone]:
-    """Apply a progress update; publish the milestones it newly reaches (exactly once)."""
-    progress = await uow.repo.apply_progress(update)
-    reached = policies.rules.reached(progress)
-    if not reached:
+    """Apply progress updates; publish the milestones they newly reach (exactly once)."""
+    progress = await uow.repo.apply_progress(updates)
+    candidates = [
+        r.milestone(person=person, team=teams.get(person), at=at)
+        for person, p in progress.items()
+        for r in policies.rules.reached(p)
+    ]
+    if not candidates:
         return []
-    candidates = [r.milestone(person=update.person, team=team, at=at) for r in reached]
     new = await uow.repo.add_milestones(candidates)
     for m in new:
         await _publish(
@@ -197,7 +205,11 @@ async def create_ask(
         policies=policies,
     )
     await _progress(
-        uow, ProgressUpdate(person=asker.id, asks=1), team=asker.team, at=now, policies=policies
+        uow,
+        [ProgressUpdate(person=asker.id, asks=1)],
+        teams={asker.id: asker.team},
+        at=now,
+        policies=policies,
     )
     return ask
 
@@ -342,7 +354,11 @@ async def make_offer(
         policies=policies,
     )
     await _progress(
-        uow, ProgressUpdate(person=helper.id, offers=1), team=helper.team, at=now, policies=policies
+        uow,
+        [ProgressUpdate(person=helper.id, offers=1)],
+        teams={helper.id: helper.team},
+        at=now,
+        policies=policies,
     )
     return offer
 
@@ -371,128 +387,200 @@ async def give_thanks(
         if offer is None or offer.helper != helper.id:
             raise NotFound(f"{helper.id!r} made no offer {cmd.offer_id!r}.", field="offer_id")
         themes = themes or offer.themes
-    return await _record_thanks(
+    [thanks] = await record_thanks(
         uow,
-        giver=giver,
-        helper=helper,
-        message=cmd.message,
-        themes=themes,
-        visibility=cmd.visibility,
-        given_at=now,
-        ask_id=cmd.ask_id,
-        offer_id=cmd.offer_id,
-        origin=THRIVE_ORIGIN,
-        external_id=None,
+        [
+            ThanksDraft(
+                giver=giver,
+                helper=helper,
+                message=cmd.message,
+                themes=themes,
+                visibility=cmd.visibility,
+                given_at=now,
+                ask_id=cmd.ask_id,
+                offer_id=cmd.offer_id,
+            )
+        ],
         apply_allowance=True,
         policies=policies,
         now=now,
     )
+    return thanks
 
 
-async def _record_thanks(
+@dataclass(frozen=True, slots=True)
+class ThanksDraft:
+    """A validated thanks about to be recorded."""
+
+    giver: Person
+    helper: Person
+    message: str
+    themes: Sequence[str]
+    visibility: Visibility
+    given_at: datetime
+    ask_id: str | None = None
+    offer_id: str | None = None
+    origin: str = THRIVE_ORIGIN
+    external_id: str | None = None
+
+
+async def _check_allowances(
+    uow: UnitOfWork, drafts: Sequence[ThanksDraft], *, policies: Policies, now: datetime
+) -> None:
+    """Raise if any draft would exceed its giver's allowance (earlier drafts count too)."""
+    origin = None if policies.allowance_for_external else THRIVE_ORIGIN
+    accepted: list[ThanksDraft] = []
+    for d in drafts:
+        windows = policies.allowance.windows(now, zone(d.giver.timezone))
+        usage = await uow.repo.allowance_usage(
+            giver=d.giver.id, helper=d.helper.id, windows=windows, origin=origin
+        )
+        mine = [a for a in accepted if a.giver.id == d.giver.id]
+        usage = allowance_rules.Usage(
+            given=tuple(
+                used + sum(1 for a in mine if w.start <= a.given_at < w.end)
+                for used, (_, w) in zip(usage.given, windows.limits, strict=True)
+            ),
+            to_pair=usage.to_pair
+            + sum(
+                1
+                for a in mine
+                if windows.pair
+                and a.helper.id == d.helper.id
+                and windows.pair[1].start <= a.given_at < windows.pair[1].end
+            ),
+        )
+        allowance_rules.check(windows, usage)
+        accepted.append(d)
+
+
+async def _discounts(
+    uow: UnitOfWork, drafts: Sequence[ThanksDraft], *, policies: Policies
+) -> list[bool]:
+    """Which drafts close a repeated small cycle (the drafts before each one included)."""
+    ring = policies.rings
+    sinces = [d.given_at - ring.window for d in drafts]
+    stored = await uow.repo.pair_counts(
+        [(d.giver.id, d.helper.id, since) for d, since in zip(drafts, sinces, strict=True)]
+    )
+    flags: list[bool] = []
+    seen: dict[tuple[str, str], list[datetime]] = {}  # pairs earlier in this batch
+    for i, d in enumerate(drafts):
+        key = (d.giver.id, d.helper.id)
+        before = seen.setdefault(key, [])
+        pair = stored[i] + 1 + sum(1 for at in before if at >= sinces[i])
+        before.append(d.given_at)
+        if pair < ring.min_repeats:
+            flags.append(False)
+            continue
+        edges = await uow.repo.ring_edges(
+            start=d.helper.id, since=sinces[i], depth=ring.search_depth
+        )
+        for e in drafts[:i]:
+            if e.given_at >= sinces[i]:
+                edges.setdefault(e.giver.id, set()).add(e.helper.id)
+        flags.append(
+            rings.is_discounted(
+                giver=d.giver.id, helper=d.helper.id, pair_count=pair, edges=edges, policy=ring
+            )
+        )
+    return flags
+
+
+async def record_thanks(
     uow: UnitOfWork,
+    drafts: Sequence[ThanksDraft],
     *,
-    giver: Person,
-    helper: Person,
-    message: str,
-    themes: Sequence[str],
-    visibility: Visibility,
-    given_at: datetime,
-    ask_id: str | None,
-    offer_id: str | None,
-    origin: str,
-    external_id: str | None,
     apply_allowance: bool,
     policies: Policies,
     now: datetime,
-) -> Thanks:
+) -> list[Thanks]:
+    """Record thanks in a few set-based statements, whether one or a batch of hundreds.
+
+    Returns one Thanks per draft: the stored one when its (origin, external id) was known.
+    """
     repo = uow.repo
-    # Serialise per person (sorted, so two people thanking each other cannot deadlock):
-    # allowances are per giver, counters and streaks per helper.
-    await repo.lock_people(sorted({giver.id, helper.id}))
+    # Serialise per person (sorted, so two units of work cannot deadlock): allowances are
+    # per giver, counters and streaks per helper.
+    await repo.lock_people(sorted({p.id for d in drafts for p in (d.giver, d.helper)}))
     if apply_allowance:
-        windows = policies.allowance.windows(now, zone(giver.timezone))
-        # Allowances count the thanks people give in Thrive, unless configured otherwise.
-        usage = await repo.allowance_usage(
-            giver=giver.id,
-            helper=helper.id,
-            windows=windows,
-            origin=None if policies.allowance_for_external else THRIVE_ORIGIN,
+        await _check_allowances(uow, drafts, policies=policies, now=now)
+    discounted = await _discounts(uow, drafts, policies=policies)
+    made = [
+        Thanks(
+            id=new_id(),
+            giver=d.giver.id,
+            helper=d.helper.id,
+            giver_team=d.giver.team,
+            helper_team=d.helper.team,
+            message=d.message,
+            themes=tuple(dict.fromkeys(d.themes)),
+            visibility=d.visibility,
+            given_at=d.given_at,
+            ask_id=d.ask_id,
+            offer_id=d.offer_id,
+            discounted=flag,
+            origin=d.origin,
+            external_id=d.external_id,
         )
-        allowance_rules.check(windows, usage)
-
-    ring = policies.rings
-    since = given_at - ring.window
-    pair = await repo.pair_count(giver=giver.id, helper=helper.id, since=since) + 1
-    discounted = False
-    if pair >= ring.min_repeats:
-        edges = await repo.ring_edges(start=helper.id, since=since, depth=ring.search_depth)
-        discounted = rings.is_discounted(
-            giver=giver.id, helper=helper.id, pair_count=pair, edges=edges, policy=ring
+        for d, flag in zip(drafts, discounted, strict=True)
+    ]
+    inserted = await repo.add_thanks(made)
+    out: list[Thanks] = []
+    updates: list[ProgressUpdate] = []
+    teams: dict[str, str | None] = {}
+    for d, t in zip(drafts, made, strict=True):
+        if t.id not in inserted:
+            # The same external event was recorded before: its thanks stands, once.
+            assert t.external_id is not None
+            existing = await repo.find_thanks(origin=t.origin, external_id=t.external_id)
+            assert existing is not None
+            out.append(existing)
+            continue
+        out.append(t)
+        await _publish(
+            uow,
+            HelpReceived(
+                thanks_id=t.id,
+                giver=t.giver,
+                helper=t.helper,
+                giver_team=t.giver_team,
+                helper_team=t.helper_team,
+                message=t.message,
+                themes=list(t.themes),
+                ask_id=t.ask_id,
+                offer_id=t.offer_id,
+                visibility=t.visibility,
+                discounted=t.discounted,
+                origin=t.origin,
+                given_at=t.given_at,
+            ),
+            policies=policies,
         )
+        updates.append(
+            ProgressUpdate(
+                person=t.helper,
+                thanks_received=1,
+                helped_person=t.giver,
+                helped_team=d.giver.team if d.giver.team != d.helper.team else None,
+                themes=t.themes,
+                help_week=week_start(t.given_at, zone(d.helper.timezone)),
+            )
+        )
+        updates.append(ProgressUpdate(person=t.giver, thanks_given=1))
+        teams[t.helper], teams[t.giver] = d.helper.team, d.giver.team
+    if updates:
+        await _progress(uow, updates, teams=teams, at=now, policies=policies)
+    return out
 
-    thanks = Thanks(
-        id=new_id(),
-        giver=giver.id,
-        helper=helper.id,
-        giver_team=giver.team,
-        helper_team=helper.team,
-        message=message,
-        themes=tuple(themes),
-        visibility=visibility,
-        given_at=given_at,
-        ask_id=ask_id,
-        offer_id=offer_id,
-        discounted=discounted,
-        origin=origin,
-        external_id=external_id,
-    )
-    if not await repo.add_thanks(thanks):
-        assert external_id is not None
-        existing = await repo.find_thanks(origin=origin, external_id=external_id)
-        assert existing is not None
-        return existing
-    await _publish(
-        uow,
-        HelpReceived(
-            thanks_id=thanks.id,
-            giver=thanks.giver,
-            helper=thanks.helper,
-            giver_team=thanks.giver_team,
-            helper_team=thanks.helper_team,
-            message=thanks.message,
-            themes=list(thanks.themes),
-            ask_id=thanks.ask_id,
-            offer_id=thanks.offer_id,
-            visibility=thanks.visibility,
-            discounted=thanks.discounted,
-            origin=thanks.origin,
-            given_at=thanks.given_at,
-        ),
-        policies=policies,
-    )
-    await _progress(
-        uow,
-        ProgressUpdate(
-            person=helper.id,
-            thanks_received=1,
-            helped_person=giver.id,
-            helped_team=giver.team if giver.team != helper.team else None,
-            themes=thanks.themes,
-            help_week=week_start(given_at, zone(helper.timezone)),
-        ),
-        team=helper.team,
-        at=now,
-        policies=policies,
-    )
-    await _progress(
-        uow,
-        ProgressUpdate(person=giver.id, thanks_given=1),
-        team=giver.team,
-        at=now,
-        policies=policies,
-    )
-    return thanks
+
+@dataclass(frozen=True, slots=True)
+class ExternalEvent:
+    """Help reported by another system: its source, its event id, the payload."""
+
+    source: str
+    event_id: str
+    data: ExternalHelp
 
 
 async def ingest_external(
@@ -505,42 +593,78 @@ async def ingest_external(
     now: datetime | None = None,
 ) -> Thanks | Offer:
     """Help from another system takes the same path as the UI; (source, id) dedupes it."""
+    [result] = await ingest_external_many(
+        uow, [ExternalEvent(source, event_id, data)], policies=policies, now=now
+    )
+    return result
+
+
+async def ingest_external_many(
+    uow: UnitOfWork,
+    events: Sequence[ExternalEvent],
+    *,
+    policies: Policies,
+    now: datetime | None = None,
+) -> list[Thanks | Offer]:
+    """A batch of external help, validated up front and recorded set-based.
+
+    Raises on the first invalid event (nothing is written): the caller retries the events
+    one by one to set the bad ones aside with their reason.
+    """
     now = now or utcnow()
-    if data.kind is IngestKind.HELP_OFFERED:
-        existing_offer = await uow.repo.find_offer(origin=source, external_id=event_id)
-        if existing_offer is not None:
-            return existing_offer
-        cmd = MakeOffer(helper=data.helper, themes=data.themes, message=data.message)
-        if not cmd.themes:
-            raise ValidationFailed("help_offered needs at least one theme.", field="data.themes")
-        return await make_offer(
-            uow, cmd, policies=policies, now=now, origin=source, external_id=event_id
+    received = [e for e in events if e.data.kind is IngestKind.HELP_RECEIVED]
+    for e in received:
+        if e.data.helped is None:
+            raise ValidationFailed("help_received needs `helped`.", field="data.helped")
+        if e.data.helped == e.data.helper:
+            raise SelfThanks("A person cannot thank themselves.", field="data.helped")
+    people = await uow.repo.get_people(
+        list({p for e in received for p in (e.data.helped or "", e.data.helper)})
+    )
+    drafts = [
+        ThanksDraft(
+            giver=_require(people, e.data.helped or "", field="data.helped"),
+            helper=_require(people, e.data.helper, field="data.helper"),
+            message=e.data.message,
+            themes=e.data.themes,
+            visibility=Visibility.PUBLIC,
+            given_at=e.data.occurred_at,
+            origin=e.source,
+            external_id=e.event_id,
         )
-    if data.helped is None:
-        raise ValidationFailed("help_received needs `helped`.", field="data.helped")
-    existing = await uow.repo.find_thanks(origin=source, external_id=event_id)
+        for e in received
+    ]
+    recorded = iter(
+        await record_thanks(
+            uow,
+            drafts,
+            apply_allowance=policies.allowance_for_external,
+            policies=policies,
+            now=now,
+        )
+        if drafts
+        else []
+    )
+    out: list[Thanks | Offer] = []
+    for e in events:
+        if e.data.kind is IngestKind.HELP_RECEIVED:
+            out.append(next(recorded))
+        else:
+            out.append(await _external_offer(uow, e, policies=policies, now=now))
+    return out
+
+
+async def _external_offer(
+    uow: UnitOfWork, e: ExternalEvent, *, policies: Policies, now: datetime
+) -> Offer:
+    existing = await uow.repo.find_offer(origin=e.source, external_id=e.event_id)
     if existing is not None:
         return existing
-    if data.helped == data.helper:
-        raise SelfThanks("A person cannot thank themselves.", field="data.helped")
-    people = await uow.repo.get_people([data.helped, data.helper])
-    giver = _require(people, data.helped, field="data.helped")
-    helper = _require(people, data.helper, field="data.helper")
-    return await _record_thanks(
-        uow,
-        giver=giver,
-        helper=helper,
-        message=data.message,
-        themes=tuple(dict.fromkeys(data.themes)),
-        visibility=Visibility.PUBLIC,
-        given_at=data.occurred_at,
-        ask_id=None,
-        offer_id=None,
-        origin=source,
-        external_id=event_id,
-        apply_allowance=policies.allowance_for_external,
-        policies=policies,
-        now=now,
+    if not e.data.themes:
+        raise ValidationFailed("help_offered needs at least one theme.", field="data.themes")
+    cmd = MakeOffer(helper=e.data.helper, themes=e.data.themes, message=e.data.message)
+    return await make_offer(
+        uow, cmd, policies=policies, now=now, origin=e.source, external_id=e.event_id
     )
 
 

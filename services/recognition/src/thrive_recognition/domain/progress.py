@@ -1,0 +1,80 @@
+"""Folding many progress updates into one change per person, and the result rules read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date
+
+from thrive_recognition.domain.model import Counts, Progress, ProgressUpdate
+
+COUNTERS = ("thanks_received", "thanks_given", "asks", "offers")
+
+
+@dataclass
+class PersonDelta:
+    """Everything a batch of acts adds to one person."""
+
+    person: str
+    counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
+    helped_people: dict[str, None] = field(default_factory=dict)  # ordered set
+    helped_teams: dict[str, None] = field(default_factory=dict)
+    weeks: dict[date, None] = field(default_factory=dict)
+    themes: dict[str, int] = field(default_factory=dict)
+
+
+def fold(updates: Iterable[ProgressUpdate]) -> dict[str, PersonDelta]:
+    """One delta per person, in the order people first appear."""
+    out: dict[str, PersonDelta] = {}
+    for u in updates:
+        d = out.get(u.person) or out.setdefault(u.person, PersonDelta(u.person))
+        for name, inc in u.counters().items():
+            d.counters[name] += inc
+        if u.helped_person:
+            d.helped_people[u.helped_person] = None
+        if u.helped_team:
+            d.helped_teams[u.helped_team] = None
+        if u.help_week:
+            d.weeks[u.help_week] = None
+        for theme in dict.fromkeys(u.themes):
+            d.themes[theme] = d.themes.get(theme, 0) + 1
+    return out
+
+
+def result(
+    delta: PersonDelta,
+    *,
+    counts: Counts,
+    new_people: int,
+    new_teams: int,
+    themes: dict[str, int],
+    new_week_runs: Sequence[int],
+) -> Progress:
+    """What the rules see: values after the change, and each changed metric's floor."""
+    changed: set[str] = set()
+    floors: dict[str, int] = {}
+    for name in COUNTERS:
+        if delta.counters[name]:
+            changed.add(name)
+            floors[name] = getattr(counts, name) - delta.counters[name]
+    if new_people:
+        changed.add("people_helped")
+        floors["people_helped"] = counts.people_helped - new_people
+    if new_teams:
+        changed.add("teams_helped")
+        floors["teams_helped"] = counts.teams_helped - new_teams
+    snapshot = counts
+    if new_week_runs:
+        changed.add("streak_weeks")
+        # Rules see the longest run a new week belongs to (a late event may extend an old run).
+        snapshot = replace(counts, streak_weeks=max(new_week_runs))
+    if themes:
+        changed.add("themes")
+    return Progress(
+        person=delta.person,
+        counts=snapshot,
+        themes=themes,
+        changed=frozenset(changed),
+        floors=floors,
+        theme_floors={t: n - delta.themes[t] for t, n in themes.items()},
+    )
