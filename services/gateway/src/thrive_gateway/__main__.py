@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import typer
@@ -21,12 +20,14 @@ def serve(
 ) -> None:
     """Run the gateway with uvicorn."""
     import uvicorn
+    from thrive_shared.observability import setup_logging, setup_tracing
 
     from thrive_gateway.app import build_gateway, create_app
     from thrive_gateway.settings import GatewaySettings
 
-    logging.basicConfig(level=logging.INFO)
     settings = GatewaySettings()
+    setup_logging("gateway", level=settings.log_level, json=settings.log_json)
+    setup_tracing("thrive-gateway", otlp_endpoint=settings.otel_exporter_otlp_endpoint)
     services = None
     if in_memory:
         from thrive_gateway.auth.dev_issuer import DEMO_USERS
@@ -36,13 +37,17 @@ def serve(
         for user in DEMO_USERS:
             platform.add_person(user.id, user.name, user.team)
         services = platform.services()
+    if in_memory:
+        settings = settings.model_copy(update={"live_consumers": False})
     gateway = build_gateway(settings, services=services)
     uvicorn.run(
         create_app(gateway),
         host=host or settings.host,
         port=port or settings.port,
         ws_max_size=settings.max_body_bytes,
-        log_level="info",
+        log_config=None,
+        access_log=False,
+        lifespan="on",
     )
 
 

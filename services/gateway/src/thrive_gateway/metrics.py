@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
+from opentelemetry import trace
 from prometheus_client import Counter, Gauge, Histogram
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
@@ -31,12 +32,20 @@ RESOLVER_SECONDS = Histogram(
 WEBSOCKETS = Gauge("thrive_websocket_connections", "Open GraphQL WebSocket connections.")
 
 
+tracer = trace.get_tracer("thrive.gateway")
+
+
 class OperationMetrics(SchemaExtension):
-    """Counts operations by name and outcome (ok, error, rejected) and times them."""
+    """Counts operations by name and outcome (ok, error, rejected), times them, and opens a
+    span per operation that service calls continue (traceparent on the internal API)."""
 
     def on_operation(self) -> Iterator[None]:
         started = time.perf_counter()
-        yield
+        with tracer.start_as_current_span("graphql.operation") as span:
+            yield
+            self._record(started, span)
+
+    def _record(self, started: float, span: trace.Span) -> None:
         ctx = self.execution_context
         name = ctx.operation_name or "anonymous"
         if len(name) > 64:
@@ -57,5 +66,7 @@ class OperationMetrics(SchemaExtension):
                     return
             except RuntimeError:
                 pass
+        span.set_attribute("graphql.operation.name", name)
+        span.set_attribute("graphql.outcome", outcome)
         OPERATIONS.labels(operation=name, outcome=outcome).inc()
         OPERATION_SECONDS.labels(operation=name).observe(time.perf_counter() - started)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from collections.abc import Collection, Iterable
 from typing import Any
 
@@ -41,9 +43,26 @@ class TokenVerifier:
         self._audience = audience
         self._algorithms: Collection[str] = algs
         self._leeway = leeway
+        # A widget sends the same token on every request: remember tokens already verified
+        # (until they expire) instead of checking the signature again each time.
+        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._max_verified = 10_000
 
     async def verify(self, token: str) -> Principal:
         """Validate signature, algorithm, issuer, audience, expiry and not-before."""
+        hit = self._verified.get(token)
+        if hit is not None:
+            principal, expires = hit
+            if time.time() < expires:
+                return principal
+            del self._verified[token]
+        principal, expires = await self._verify(token)
+        self._verified[token] = (principal, expires)
+        if len(self._verified) > self._max_verified:
+            self._verified.popitem(last=False)
+        return principal
+
+    async def _verify(self, token: str) -> tuple[Principal, float]:
         try:
             header = jwt.get_unverified_header(token)
         except InvalidTokenError as exc:
@@ -79,7 +98,8 @@ class TokenVerifier:
             raise InvalidToken("token issuer not accepted") from exc
         except InvalidTokenError as exc:
             raise InvalidToken("invalid token") from exc
-        return principal_from_claims(claims)
+        # nbf in the future was refused above (within leeway), so only exp bounds the cache.
+        return principal_from_claims(claims), float(claims["exp"]) + self._leeway
 
 
 def principal_from_claims(claims: dict[str, Any]) -> Principal:

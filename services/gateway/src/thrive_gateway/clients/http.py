@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ValidationError
+from thrive_shared.observability import inject_headers
 
 from thrive_gateway.auth.principal import Principal
 from thrive_gateway.clients.api import BoardQuery, Services
@@ -50,7 +51,8 @@ class _Client:
         json: Any = None,
         params: dict[str, Any] | None = None,
     ) -> Any:
-        headers = {}
+        # W3C traceparent: the operation's span continues into the service.
+        headers = inject_headers()
         if actor.person_id is not None:
             headers["X-Thrive-Actor"] = actor.person_id
             headers["X-Thrive-Roles"] = actor.role_header()
