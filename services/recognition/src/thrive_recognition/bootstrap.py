@@ -45,6 +45,7 @@ def build_spec(
 
     async def setup(rt: Runtime) -> None:
         rt.state["policies"] = policies
+        rt.state["consumers"] = consumers
         suffix = f".{group_suffix}" if group_suffix else ""
         rt.add_consumer(
             "directory",

@@ -5,7 +5,6 @@ Every method runs on the caller's connection, inside the caller's transaction.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Any, TypeAlias, TypeVar
@@ -304,45 +303,63 @@ class SqlRepository:
         LIMIT 200
     """
 
-    # Progress for many acts at once, one statement per table; the caller holds the locks
-    # of everyone involved, so each statement sees the others' committed effects.
-    ADD_HELPED_PEOPLE = """
-        INSERT INTO helped_people (helper, giver)
-        SELECT * FROM unnest($1::text[], $2::text[])
-        ON CONFLICT DO NOTHING RETURNING helper
+    # Progress for many acts in one statement; the caller holds the locks of everyone
+    # involved. Old help weeks come from the table, new ones from `hw` (one snapshot).
+    APPLY_PROGRESS = """
+        WITH hp AS (
+            INSERT INTO helped_people (helper, giver)
+            SELECT * FROM unnest($1::text[], $2::text[])
+            ON CONFLICT DO NOTHING RETURNING helper
+        ), ht AS (
+            INSERT INTO helped_teams (helper, team)
+            SELECT * FROM unnest($3::text[], $4::text[])
+            ON CONFLICT DO NOTHING RETURNING helper
+        ), hw AS (
+            INSERT INTO help_weeks (person, week)
+            SELECT * FROM unnest($5::text[], $6::date[])
+            ON CONFLICT DO NOTHING RETURNING person, week
+        ), tp AS (
+            INSERT INTO theme_progress AS tp (person, theme, count)
+            SELECT * FROM unnest($7::text[], $8::text[], $9::int[])
+            ON CONFLICT (person, theme) DO UPDATE SET count = tp.count + EXCLUDED.count
+            RETURNING person, theme, count
+        ),
+        np AS (SELECT helper AS person, count(*)::int AS n FROM hp GROUP BY helper),
+        nt AS (SELECT helper AS person, count(*)::int AS n FROM ht GROUP BY helper),
+        nw AS (SELECT person, array_agg(week) AS weeks FROM hw GROUP BY person),
+        nth AS (SELECT person, array_agg(theme) AS names, array_agg(count) AS counts
+                FROM tp GROUP BY person),
+        p AS (
+            INSERT INTO progress AS p (person, thanks_received, thanks_given, asks, offers,
+                                       people_helped, teams_helped)
+            SELECT u.person, u.tr, u.tg, u.a, u.o, coalesce(np.n, 0), coalesce(nt.n, 0)
+            FROM unnest($10::text[], $11::int[], $12::int[], $13::int[], $14::int[])
+                 AS u(person, tr, tg, a, o)
+            LEFT JOIN np USING (person) LEFT JOIN nt USING (person)
+            ORDER BY u.person
+            ON CONFLICT (person) DO UPDATE SET
+                thanks_received = p.thanks_received + EXCLUDED.thanks_received,
+                thanks_given = p.thanks_given + EXCLUDED.thanks_given,
+                asks = p.asks + EXCLUDED.asks,
+                offers = p.offers + EXCLUDED.offers,
+                people_helped = p.people_helped + EXCLUDED.people_helped,
+                teams_helped = p.teams_helped + EXCLUDED.teams_helped,
+                updated_at = now()
+            RETURNING p.*
+        )
+        SELECT p.*,
+               coalesce(np.n, 0) AS new_people,
+               coalesce(nt.n, 0) AS new_teams,
+               nw.weeks AS new_weeks,
+               CASE WHEN nw.weeks IS NOT NULL THEN
+                   (SELECT array_agg(h.week) FROM help_weeks h WHERE h.person = p.person)
+               END AS old_weeks,
+               nth.names AS theme_names,
+               nth.counts AS theme_counts
+        FROM p
+        LEFT JOIN np USING (person) LEFT JOIN nt USING (person)
+        LEFT JOIN nw USING (person) LEFT JOIN nth USING (person)
     """
-    ADD_HELPED_TEAMS = """
-        INSERT INTO helped_teams (helper, team)
-        SELECT * FROM unnest($1::text[], $2::text[])
-        ON CONFLICT DO NOTHING RETURNING helper
-    """
-    ADD_HELP_WEEKS = """
-        INSERT INTO help_weeks (person, week)
-        SELECT * FROM unnest($1::text[], $2::date[])
-        ON CONFLICT DO NOTHING RETURNING person, week
-    """
-    ADD_THEME_PROGRESS = """
-        INSERT INTO theme_progress AS tp (person, theme, count)
-        SELECT * FROM unnest($1::text[], $2::text[], $3::int[])
-        ON CONFLICT (person, theme) DO UPDATE SET count = tp.count + EXCLUDED.count
-        RETURNING person, theme, count
-    """
-    ADD_PROGRESS = """
-        INSERT INTO progress AS p (person, thanks_received, thanks_given, asks, offers,
-                                   people_helped, teams_helped)
-        SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::int[], $5::int[],
-                             $6::int[], $7::int[])
-        ON CONFLICT (person) DO UPDATE SET
-            thanks_received = p.thanks_received + EXCLUDED.thanks_received,
-            thanks_given = p.thanks_given + EXCLUDED.thanks_given,
-            asks = p.asks + EXCLUDED.asks,
-            offers = p.offers + EXCLUDED.offers,
-            people_helped = p.people_helped + EXCLUDED.people_helped,
-            teams_helped = p.teams_helped + EXCLUDED.teams_helped,
-            updated_at = now()
-        RETURNING p.*
-    """
-    HELP_WEEKS = "SELECT person, week FROM help_weeks WHERE person = ANY($1::text[])"
     SAVE_STREAKS = """
         UPDATE progress AS p
         SET streak_weeks = u.streak, longest_streak = greatest(p.longest_streak, u.longest),
@@ -575,81 +592,52 @@ class SqlRepository:
         deltas = progress_rules.fold(updates)
         if not deltas:
             return {}
-        conn = self.conn
-        new_people: Counter[str] = Counter()
         pairs = [(p, g) for p, d in deltas.items() for g in d.helped_people]
-        if pairs:
-            rows = await conn.fetch(
-                self.ADD_HELPED_PEOPLE, [p for p, _ in pairs], [g for _, g in pairs]
-            )
-            new_people.update(r["helper"] for r in rows)
-        new_teams: Counter[str] = Counter()
         teams = [(p, t) for p, d in deltas.items() for t in d.helped_teams]
-        if teams:
-            rows = await conn.fetch(
-                self.ADD_HELPED_TEAMS, [p for p, _ in teams], [t for _, t in teams]
-            )
-            new_teams.update(r["helper"] for r in rows)
-        new_weeks: dict[str, list[date]] = {}
         weeks = [(p, w) for p, d in deltas.items() for w in d.weeks]
-        if weeks:
-            rows = await conn.fetch(
-                self.ADD_HELP_WEEKS, [p for p, _ in weeks], [w for _, w in weeks]
-            )
-            for r in rows:
-                new_weeks.setdefault(r["person"], []).append(r["week"])
-        themes: dict[str, dict[str, int]] = {}
         incs = [(p, t, n) for p, d in deltas.items() for t, n in d.themes.items()]
-        if incs:
-            rows = await conn.fetch(
-                self.ADD_THEME_PROGRESS,
-                [p for p, _, _ in incs],
-                [t for _, t, _ in incs],
-                [n for _, _, n in incs],
-            )
-            for r in rows:
-                themes.setdefault(r["person"], {})[r["theme"]] = r["count"]
-        people = sorted(deltas)  # the same row order everywhere: no lock-order surprises
-        rows = await conn.fetch(
-            self.ADD_PROGRESS,
+        people = list(deltas)
+        rows = await self.conn.fetch(
+            self.APPLY_PROGRESS,
+            [p for p, _ in pairs],
+            [g for _, g in pairs],
+            [p for p, _ in teams],
+            [t for _, t in teams],
+            [p for p, _ in weeks],
+            [w for _, w in weeks],
+            [p for p, _, _ in incs],
+            [t for _, t, _ in incs],
+            [n for _, _, n in incs],
             people,
             *([deltas[p].counters[name] for p in people] for name in progress_rules.COUNTERS),
-            [new_people[p] for p in people],
-            [new_teams[p] for p in people],
         )
-        counts = {r["person"]: _counts(r) for r in rows}
-        runs = await self._streaks(new_weeks, counts) if new_weeks else {}
-        return {
-            p: progress_rules.result(
-                d,
-                counts=counts[p],
-                new_people=new_people[p],
-                new_teams=new_teams[p],
-                themes=themes.get(p, {}),
-                new_week_runs=runs.get(p, []),
+        out: dict[str, Progress] = {}
+        streaks: list[tuple[str, int, int, date]] = []
+        for r in rows:
+            person, counts = r["person"], _counts(r)
+            runs: list[int] = []
+            if r["new_weeks"]:
+                added = list(r["new_weeks"])
+                all_weeks = {*(r["old_weeks"] or ()), *added}
+                runs = [run_length(all_weeks, w) for w in added]
+                latest = max([*added, *([counts.last_help_week] if counts.last_help_week else [])])
+                counts.last_help_week = latest
+                counts.streak_weeks = run_length(all_weeks, latest)
+                counts.longest_streak = max(counts.longest_streak, *runs)
+                streaks.append((person, counts.streak_weeks, counts.longest_streak, latest))
+            out[person] = progress_rules.result(
+                deltas[person],
+                counts=counts,
+                new_people=r["new_people"],
+                new_teams=r["new_teams"],
+                themes=dict(zip(r["theme_names"] or (), r["theme_counts"] or (), strict=True)),
+                new_week_runs=runs,
             )
-            for p, d in deltas.items()
-        }
-
-    async def _streaks(
-        self, new_weeks: dict[str, list[date]], counts: dict[str, Counts]
-    ) -> dict[str, list[int]]:
-        """Recompute the streaks of people with new weeks; the runs those weeks belong to."""
-        all_weeks: dict[str, set[date]] = {}
-        for r in await self.conn.fetch(self.HELP_WEEKS, list(new_weeks)):
-            all_weeks.setdefault(r["person"], set()).add(r["week"])
-        runs: dict[str, list[int]] = {}
-        rows: list[tuple[str, int, int, date]] = []
-        for person, added in new_weeks.items():
-            weeks, c = all_weeks[person], counts[person]
-            runs[person] = [run_length(weeks, w) for w in added]
-            latest = max([*added, *([c.last_help_week] if c.last_help_week else [])])
-            c.last_help_week = latest
-            c.streak_weeks = run_length(weeks, latest)
-            c.longest_streak = max(c.longest_streak, *runs[person])
-            rows.append((person, c.streak_weeks, c.longest_streak, latest))
-        await self.conn.execute(self.SAVE_STREAKS, *(list(col) for col in zip(*rows, strict=True)))
-        return runs
+        if streaks:
+            await self.conn.execute(
+                self.SAVE_STREAKS, *(list(col) for col in zip(*streaks, strict=True))
+            )
+        return out
 
     async def get_counts(self, ids: Sequence[str]) -> dict[str, Counts]:
         rows = await self.conn.fetch(self.GET_COUNTS, list(ids))
