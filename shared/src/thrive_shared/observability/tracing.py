@@ -3,17 +3,59 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_ON,
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+)
+from opentelemetry.trace import Link, SpanKind
+from opentelemetry.util.types import Attributes
 
 log = logging.getLogger(__name__)
 _configured = False
 _exporting = False
+
+
+class NoRootQueries(Sampler):
+    """Drops a database query that would start a trace of its own; samples every other root.
+
+    Background loops (the outbox relay, delivery workers, schedulers) poll Postgres all the
+    time outside any request or event: a one-span trace per poll would bury the traces of
+    user actions. Queries made inside a request or an event handler follow their parent.
+    """
+
+    def should_sample(
+        self,
+        parent_context: otel_context.Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: trace.TraceState | None = None,
+    ) -> SamplingResult:
+        if attributes and "db.system.name" in attributes:
+            return SamplingResult(Decision.DROP)
+        return ALWAYS_ON.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return "NoRootQueries"
+
+
+def sampler() -> Sampler:
+    """Follow the parent's decision; for roots, everything but stray database queries."""
+    return ParentBased(root=NoRootQueries())
 
 
 def exporting() -> bool:
@@ -32,7 +74,9 @@ def setup_tracing(
     if _configured:
         provider = trace.get_tracer_provider()
         return provider if isinstance(provider, TracerProvider) else None
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service_name}), sampler=sampler()
+    )
     if exporter is None and otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
