@@ -421,3 +421,63 @@ async def test_a_rebalance_mid_stream_neither_loses_nor_doubles_an_effect(
 
 async def _count(pool: asyncpg.Pool, at_least: int) -> bool:
     return len(await effects(pool)) >= at_least
+
+
+async def test_batch_handler_applies_sets_and_falls_back_to_single_events_on_a_bad_one(
+    stack: Any, db: asyncpg.Pool, topic_factory: Any
+) -> None:
+    topic = await topic_factory(topics.HELP_RECEIVED, partitions=1)
+    dlq = await topic_factory("dlq")
+    good = [thanks(f"p{i}") for i in range(30)]
+    bad = thanks("nobody")
+    batch_sizes: list[int] = []
+
+    async def batch(
+        conn: asyncpg.Connection, items: Sequence[tuple[Envelope[Any], RecordMeta]]
+    ) -> None:
+        batch_sizes.append(len(items))
+        if any(env.data.helper == "nobody" for env, _ in items):
+            raise Reject("unknown person in batch")
+        await conn.executemany(
+            "INSERT INTO effects (event_id, person) VALUES ($1, $2)",
+            [(env.id, env.subject) for env, _ in items],
+        )
+
+    async def single(conn: asyncpg.Connection, env: Envelope[Any], meta: RecordMeta) -> None:
+        if env.data.helper == "nobody":
+            raise Reject("unknown person: helper 'nobody' is not in the directory")
+        await record_effect(conn, env, meta)
+
+    publisher = Publisher(stack.kafka_bootstrap, client_id="test-dlq")
+    await publisher.start()
+    consumer = EventConsumer(
+        service="test",
+        name="effects",
+        group_id=f"test-{uuid.uuid4().hex[:8]}",
+        topics=[topic],
+        handler=single,
+        batch_handler=batch,
+        pool=db,
+        dead_letters=DeadLetters(publisher, service="test", topic=dlq),
+    )
+    broker = make_broker(stack.kafka_bootstrap, client_id="test-consumer")
+    consumer.register(broker)
+    stream = [(e.subject, e.to_json()) for e in good[:15]]
+    stream += [(bad.subject, bad.to_json())]
+    stream += [(e.subject, e.to_json()) for e in good[15:]]
+    stream += [(good[0].subject, good[0].to_json())]  # a redelivered duplicate
+    await produce(stack.kafka_bootstrap, topic, stream)
+    await broker.start()
+    try:
+        dead = await read_all(stack.kafka_bootstrap, dlq, expect=1)
+
+        async def all_good() -> bool:
+            return len(await effects(db)) >= len(good)
+
+        await wait_for(all_good, timeout=20, message="good events applied")
+    finally:
+        await broker.stop()
+        await publisher.stop()
+    assert sorted(await effects(db)) == sorted(e.id for e in good)
+    assert DeadLetter.from_headers(dead[0].headers).error_class == "Reject"
+    assert max(batch_sizes) > 1  # the batch handler really got sets of events

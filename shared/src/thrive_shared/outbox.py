@@ -121,16 +121,21 @@ class OutboxRelay:
         """Relay now rather than at the next poll."""
         self._wake.set()
 
+    def _on_notify(self, *_: Any) -> None:
+        self._wake.set()
+
     async def _close_listener(self) -> None:
         if self._listener is not None:
             conn, self._listener = self._listener, None
+            with contextlib.suppress(Exception):
+                await conn.remove_listener(CHANNEL, self._on_notify)
             with contextlib.suppress(Exception):
                 await self.pool.release(conn)
 
     async def _ensure_listener(self) -> None:
         if self._listener is None or self._listener.is_closed():
             conn = await self.pool.acquire()
-            await conn.add_listener(CHANNEL, lambda *_: self._wake.set())
+            await conn.add_listener(CHANNEL, self._on_notify)
             self._listener = conn
 
     async def _run(self) -> None:

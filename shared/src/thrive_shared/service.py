@@ -40,7 +40,7 @@ from thrive_shared.http import (
     validation_error_handler,
 )
 from thrive_shared.kafka import DeadLetters, EventConsumer, Publisher, make_broker
-from thrive_shared.kafka.consumer import AfterCommit, Handler
+from thrive_shared.kafka.consumer import AfterCommit, BatchHandler, Handler
 from thrive_shared.kafka.producer import security_from_settings
 from thrive_shared.observability import metrics, setup_logging, setup_tracing
 from thrive_shared.observability.tracing import shutdown_tracing
@@ -115,6 +115,7 @@ class Runtime:
         max_records: int | None = None,
         group_id: str | None = None,
         auto_offset_reset: Literal["latest", "earliest", "none"] = "earliest",
+        batch_handler: BatchHandler | None = None,
     ) -> EventConsumer:
         """Consume `topics` into Postgres via `handler`: exactly-once effects, DLQ on poison."""
         consumer = EventConsumer(
@@ -129,6 +130,7 @@ class Runtime:
             max_attempts=self.settings.consumer_max_attempts,
             after_commit=after_commit,
             auto_offset_reset=auto_offset_reset,
+            batch_handler=batch_handler,
         )
         consumer.register(self.broker)
         self.consumers.append(consumer)

@@ -69,6 +69,9 @@ class RecordMeta:
 
 
 Handler = Callable[[asyncpg.Connection, Envelope[Any], RecordMeta], Awaitable[None]]
+BatchHandler = Callable[
+    [asyncpg.Connection, Sequence[tuple[Envelope[Any], RecordMeta]]], Awaitable[None]
+]
 AfterCommit = Callable[[Sequence[tuple[Envelope[Any], RecordMeta]]], Awaitable[None]]
 
 _CLAIM = """
@@ -81,6 +84,23 @@ _CLAIM_ONE = """
 INSERT INTO inbox (consumer, source, event_id, topic) VALUES ($1, $2, $3, $4)
 ON CONFLICT DO NOTHING RETURNING 1
 """
+
+
+async def claim_inbox(
+    conn: asyncpg.Connection, consumer: str, events: Sequence[tuple[str, Envelope[Any]]]
+) -> set[tuple[str, str]]:
+    """Claim (consumer, source, id) for each (topic, event); return the keys not seen before.
+
+    Call inside the transaction that applies the events: the claim commits with the effect.
+    """
+    rows = await conn.fetch(
+        _CLAIM,
+        consumer,
+        [e.source for _, e in events],
+        [e.id for _, e in events],
+        [topic for topic, _ in events],
+    )
+    return {(row["source"], row["event_id"]) for row in rows}
 
 
 class _SlowPath(Exception):
@@ -144,6 +164,7 @@ class EventConsumer:
         auto_offset_reset: Literal["latest", "earliest", "none"] = "earliest",
         after_commit: AfterCommit | None = None,
         retry_backoff: float = 1.0,
+        batch_handler: BatchHandler | None = None,
     ) -> None:
         self.service = service
         self.name = name
@@ -157,6 +178,7 @@ class EventConsumer:
         self.auto_offset_reset = auto_offset_reset
         self.after_commit = after_commit
         self.retry_backoff = retry_backoff
+        self.batch_handler = batch_handler
         self.batches = 0
         self._subscriber: Any = None
         self._applied_offsets: dict[TopicPartition, int] = {}
@@ -268,14 +290,7 @@ class EventConsumer:
     async def _claim(
         self, conn: asyncpg.Connection, events: Sequence[tuple[Record, Envelope[Any]]]
     ) -> set[tuple[str, str]]:
-        rows = await conn.fetch(
-            _CLAIM,
-            self.name,
-            [e.source for _, e in events],
-            [e.id for _, e in events],
-            [r.topic for r, _ in events],
-        )
-        return {(row["source"], row["event_id"]) for row in rows}
+        return await claim_inbox(conn, self.name, [(r.topic, e) for r, e in events])
 
     async def _fast_path(
         self, events: Sequence[tuple[Record, Envelope[Any]]]
@@ -284,6 +299,8 @@ class EventConsumer:
         outcomes: list[tuple[str, str, str]] = []
         async with self.pool.acquire() as conn, conn.transaction():
             fresh = await self._claim(conn, events)
+            if self.batch_handler is not None:
+                return await self._apply_batch(conn, events, fresh)
             for rec, env in events:
                 key = (env.source, env.id)
                 if key not in fresh:
@@ -315,6 +332,49 @@ class EventConsumer:
         for topic, etype, outcome in outcomes:
             metrics.EVENTS_CONSUMED.labels(self.service, topic, etype, outcome).inc()
         return applied
+
+    async def _apply_batch(
+        self,
+        conn: asyncpg.Connection,
+        events: Sequence[tuple[Record, Envelope[Any]]],
+        fresh: set[tuple[str, str]],
+    ) -> list[tuple[Envelope[Any], RecordMeta]]:
+        """Hand every new event to the batch handler at once (set-based SQL in one go)."""
+        assert self.batch_handler is not None
+        todo: list[tuple[Envelope[Any], RecordMeta]] = []
+        outcomes: list[tuple[str, str, str]] = []
+        links = []
+        for rec, env in events:
+            key = (env.source, env.id)
+            if key not in fresh:
+                outcomes.append((rec.topic, env.type, "duplicate"))
+                continue
+            fresh.discard(key)
+            todo.append((env, _meta(rec)))
+            outcomes.append((rec.topic, env.type, "ok"))
+            span_ctx = trace.get_current_span(context_from_headers(rec.headers)).get_span_context()
+            if span_ctx.is_valid:
+                links.append(trace.Link(span_ctx))
+        if todo:
+            # One span for the batch, linked to every event's trace.
+            with tracer.start_as_current_span(
+                f"{self.name} process batch",
+                kind=trace.SpanKind.CONSUMER,
+                links=links[:128],
+                attributes={
+                    "messaging.batch.message_count": len(todo),
+                    "thrive.consumer": self.name,
+                },
+            ):
+                try:
+                    await self.batch_handler(conn, todo)
+                except TRANSIENT_ERRORS:
+                    raise
+                except Exception as exc:
+                    raise _SlowPath from exc
+        for topic, etype, outcome in outcomes:
+            metrics.EVENTS_CONSUMED.labels(self.service, topic, etype, outcome).inc()
+        return todo
 
     async def _slow_path(
         self, events: Sequence[tuple[Record, Envelope[Any]]]
