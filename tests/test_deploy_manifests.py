@@ -29,6 +29,8 @@ SCHEMAS = K8S / "schemas"
 OBSERVABILITY = ROOT / "deploy" / "observability"
 OVERLAYS = ("dev", "prod")
 SERVICES = ("recognition", "leaderboard", "notifier", "gateway")
+# Services owning a schema (thrive_shared.platform.WITH_DATABASE); the gateway owns nothing durable.
+WITH_DATABASE = ("recognition", "leaderboard", "notifier")
 # The oldest Kubernetes deploy/README.md supports, and a recent one.
 KUBERNETES_VERSIONS = ("1.30.0", "1.35.0")
 INGRESS_NAMESPACE = "ingress-nginx"
@@ -147,7 +149,8 @@ def test_overlay_renders_a_complete_install(overlay: str) -> None:
             assert name in by_name(docs, kind), f"{overlay}: {kind} {name} missing"
         assert name in by_name(docs, "HorizontalPodAutoscaler")
         assert name in by_name(docs, "ServiceMonitor")
-        assert f"{name}-migrate" in by_name(docs, "Job")
+    migrations = {job.removesuffix("-migrate") for job in by_name(docs, "Job")}
+    assert migrations == {f"thrive-{service}" for service in WITH_DATABASE}
 
 
 @needs_kubectl
@@ -453,8 +456,8 @@ def test_each_service_has_its_own_database_and_role() -> None:
     (cluster,) = of_kind(docs, "Cluster")
     roles = {r["name"]: r for r in cluster["spec"]["managed"]["roles"]}
     databases = {d["spec"]["name"]: d["spec"] for d in of_kind(docs, "Database")}
-    assert set(roles) == set(databases) == set(SERVICES)
-    for service in SERVICES:
+    assert set(roles) == set(databases) == set(WITH_DATABASE)
+    for service in WITH_DATABASE:
         assert databases[service]["owner"] == service
         assert roles[service]["passwordSecret"]["name"] == f"thrive-{service}-db"
         deployment = by_name(docs, "Deployment")[f"thrive-{service}"]
@@ -465,6 +468,24 @@ def test_each_service_has_its_own_database_and_role() -> None:
         assert (
             env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == f"thrive-{service}"
         )
+
+
+@needs_kubectl
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_gateway_has_no_database_and_no_route_to_postgres(overlay: str) -> None:
+    """The gateway owns nothing durable (DESIGN.md): no credentials, no migration, no egress."""
+    docs = render(overlay)
+    gateway = by_name(docs, "Deployment")["thrive-gateway"]
+    (container,) = gateway["spec"]["template"]["spec"]["containers"]
+    env = {e["name"] for e in container.get("env", [])}
+    assert not env & {"DATABASE_URL", "DB_USER", "DB_PASSWORD"}
+    labels = gateway["spec"]["template"]["metadata"]["labels"]
+    for policy in of_kind(docs, "NetworkPolicy"):
+        if not selects(policy["spec"]["podSelector"], labels):
+            continue
+        for rule in policy["spec"].get("egress", []):
+            ports = {p.get("port") for p in rule.get("ports", [])}
+            assert 5432 not in ports, policy["metadata"]["name"]
 
 
 @needs_kubectl

@@ -44,19 +44,46 @@ def panel(title: str, unit: str, *targets: tuple[str, str], stack: bool = False)
     }
 
 
+# Services that own a database and consume through the shared runtime: their rows show DB pool,
+# outbox, handler latency, lag and events produced. The gateway owns nothing durable (no pool,
+# no outbox, produces nothing) and reads its live topics with a plain subscriber, so those
+# panels would stay blank in its row.
+PIPELINE_SERVICES = ("recognition", "leaderboard", "notifier")
+
+
 def common_panels(service: str) -> list[dict[str, Any]]:
-    """Panels every service gets: events, handler latency, lag, outbox, HTTP, DB pool."""
+    """Panels for what every service does (events in, HTTP) and, for the pipeline services,
+    handler latency, lag, events produced, outbox and DB pool."""
     s = f'service="{service}"'
-    return [
+    consumed = panel(
+        "Events consumed by outcome",
+        "ops",
+        (
+            f"sum by (topic, outcome) (rate(thrive_events_consumed_total{{{s}}}[{RATE}]))",
+            "{{topic}} {{outcome}}",
+        ),
+        stack=True,
+    )
+    http = [
         panel(
-            "Events consumed by outcome",
-            "ops",
+            "HTTP requests by status",
+            "reqps",
             (
-                f"sum by (topic, outcome) (rate(thrive_events_consumed_total{{{s}}}[{RATE}]))",
-                "{{topic}} {{outcome}}",
+                f"sum by (status) (rate(thrive_http_requests_total{{{s}}}[{RATE}]))",
+                "{{status}}",
             ),
             stack=True,
         ),
+        panel(
+            "HTTP latency p95 by route",
+            "s",
+            (_q(0.95, "thrive_http_request_duration_seconds", "route", s), "{{route}}"),
+        ),
+    ]
+    if service not in PIPELINE_SERVICES:
+        return [consumed, *http]
+    return [
+        consumed,
         panel(
             "Handler latency p95 (per batch)",
             "s",
@@ -81,20 +108,7 @@ def common_panels(service: str) -> list[dict[str, Any]]:
             (f"max(thrive_outbox_backlog{{{s}}})", "rows waiting"),
             (f"max(thrive_outbox_oldest_age_seconds{{{s}}})", "oldest row age (s)"),
         ),
-        panel(
-            "HTTP requests by status",
-            "reqps",
-            (
-                f"sum by (status) (rate(thrive_http_requests_total{{{s}}}[{RATE}]))",
-                "{{status}}",
-            ),
-            stack=True,
-        ),
-        panel(
-            "HTTP latency p95 by route",
-            "s",
-            (_q(0.95, "thrive_http_request_duration_seconds", "route", s), "{{route}}"),
-        ),
+        *http,
         panel(
             "DB pool connections",
             "short",
