@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from functools import partial
+from typing import Any, ClassVar
 
-from graphql import GraphQLError
+from graphql import DocumentNode, GraphQLError, parse
 from strawberry.extensions import (
     DisableIntrospection,
     MaskErrors,
@@ -14,6 +16,7 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     SchemaExtension,
 )
+from strawberry.schema.schema import validate_document
 
 from thrive_gateway.protection.cost import create_cost_rule
 from thrive_gateway.protection.persisted import PersistedQueries
@@ -52,6 +55,56 @@ class QueryCostLimiter(SchemaExtension):
         yield
 
 
+class DocumentCache(SchemaExtension):
+    """Parse and validate each distinct document once, not on every request.
+
+    Widgets send the same few documents over and over; parsing and validating them is a
+    third of a request's CPU. Validation results depend on the document, the (fixed) rules
+    and, through the cost rule, on integer variables, so those form the key. Both caches are
+    bounded so unique documents from an attacker only churn them.
+    """
+
+    _parsed: ClassVar[OrderedDict[tuple[str, int | None], DocumentNode]] = OrderedDict()
+    _validated: ClassVar[OrderedDict[tuple[Any, ...], list[GraphQLError]]] = OrderedDict()
+    max_entries: ClassVar[int] = 512
+
+    def __init__(self, *, config_key: tuple[Any, ...] = ()) -> None:
+        # Apps with other limits (tests build several) must not share cached verdicts.
+        self._config_key = config_key
+
+    def on_parse(self) -> Iterator[None]:
+        ctx = self.execution_context
+        query = ctx.query
+        if query is not None and len(query) <= 20_000:
+            key = (query, ctx.parse_options.get("max_tokens"))
+            document = self._parsed.get(key)
+            if document is None:
+                document = parse(query, **ctx.parse_options)
+                _remember(self._parsed, key, document, self.max_entries)
+            ctx.graphql_document = document
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        ctx = self.execution_context
+        if ctx.query is not None and ctx.graphql_document is not None:
+            ints = tuple(sorted((k, v) for k, v in (ctx.variables or {}).items() if type(v) is int))
+            key = (ctx.query, ints, self._config_key, len(ctx.validation_rules))
+            errors = self._validated.get(key)
+            if errors is None:
+                errors = validate_document(
+                    ctx.schema._schema, ctx.graphql_document, ctx.validation_rules
+                )
+                _remember(self._validated, key, errors, self.max_entries)
+            ctx.pre_execution_errors = list(errors)
+        yield
+
+
+def _remember(cache: OrderedDict[Any, Any], key: Any, value: Any, limit: int) -> None:
+    cache[key] = value
+    if len(cache) > limit:
+        cache.popitem(last=False)
+
+
 def should_mask(error: GraphQLError) -> bool:
     """Mask unexpected exceptions; keep GraphQL errors we raise on purpose and syntax errors."""
     original = error.original_error
@@ -75,6 +128,17 @@ def protection_extensions(
             partial(PersistedQueries, dict(allow_list or {}), only=settings.persisted_queries_only)
         )
     extensions += [
+        partial(
+            DocumentCache,
+            config_key=(
+                settings.max_tokens,
+                settings.max_depth,
+                settings.max_aliases,
+                settings.max_cost,
+                settings.max_page_size,
+                settings.production,
+            ),
+        ),
         partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
         partial(QueryDepthLimiter, max_depth=settings.max_depth),
         partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),

@@ -124,13 +124,17 @@ class Query:
             return Page[Any](items=list(page.items), next_cursor=page.next_cursor)
 
         async def load() -> Any:
-            return await page_of(
+            sliced = await page_of(
                 info, {"m": milestones, "t": thanks}, first=first, after=after, newest=_newest
             )
+            return connection(map_slice(sliced, _feed_node))
 
         # The same for every employee: one shared, event-invalidated entry per argument set.
-        sliced = await ctx.live.feed_cache.get_or_load(("feed", team, theme, first, after), load)
-        return connection(map_slice(sliced, _feed_node))
+        # The GraphQL objects themselves are cached; resolvers only read them.
+        result: Connection[FeedItem] = await ctx.live.feed_cache.get_or_load(
+            ("feed", team, theme, first, after), load
+        )
+        return result
 
     @strawberry.field(permission_classes=[IsAuthenticated], description="Open asks, newest first.")
     async def asks(
