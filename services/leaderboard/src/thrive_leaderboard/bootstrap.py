@@ -140,6 +140,7 @@ def build_spec(settings: LeaderboardSettings | None = None) -> ServiceSpec:
             s.consumer_name,
             topics=s.topics(),
             handler=app.applier.handle,
+            batch_handler=app.applier.handle_batch,
             after_commit=after_commit,
             group_id=s.consumer_group_id,
         )

@@ -1,10 +1,13 @@
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from thrive_leaderboard.domain.contributions import (
     PersonKeys,
     Thanks,
     aggregate,
+    distinct_increments,
+    local_day,
     thanks_deltas,
+    thanks_pairs,
 )
 
 KEYS = PersonKeys(b"test-key")
@@ -39,7 +42,7 @@ def test_same_team_thanks_is_not_cross_team_and_unknown_team_is_not_either():
     assert all(d.x == 0 for d in thanks_deltas(thanks(giver_team=None), tz=UTC, keys=KEYS))
 
 
-def test_aggregate_sums_per_row_and_collects_distinct_givers():
+def test_aggregate_sums_per_row():
     deltas = [
         *thanks_deltas(thanks(giver="a"), tz=UTC, keys=KEYS),
         *thanks_deltas(thanks(giver="a", discounted=True), tz=UTC, keys=KEYS),
@@ -47,8 +50,53 @@ def test_aggregate_sums_per_row_and_collects_distinct_givers():
     ]
     rows = aggregate(deltas)
     row = rows[("company", "all_time", "all", "h")]
-    assert (row.n, row.nd, row.x) == (3, 1, 3)
-    assert row.givers == {KEYS.giver("a"), KEYS.giver("b")}
+    assert (row.n, row.nd, row.x, row.d) == (3, 1, 3, 0)
+
+
+def _batch(*ts):
+    out = {}
+    for t in ts:
+        for pair, day in thanks_pairs(t, tz=UTC, keys=KEYS):
+            out.setdefault(pair, set()).add(day)
+    return out
+
+
+def test_a_giver_counts_once_per_period_however_often_they_thank():
+    incs, merged = distinct_increments(
+        _batch(thanks(giver="a"), thanks(giver="a"), thanks(giver="b", themes=())), {}
+    )
+    assert incs[("company", "week", "2026-W10", "h")] == 2
+    assert incs[("theme:python", "all_time", "all", "h")] == 1
+    assert merged[("h", "company", KEYS.giver("a"))] == [local_day(AT, UTC)]
+
+
+def test_a_known_day_adds_nothing_and_a_new_week_counts_only_where_the_period_is_new():
+    first = _batch(thanks(giver="a"))
+    _incs, known = distinct_increments(first, {})
+    assert distinct_increments(first, known) == ({}, {})  # a replay
+    # A week later, same month: new in the week, not in the month, quarter, year, all time.
+    later = _batch(thanks(giver="a", at=AT + timedelta(days=7)))
+    incs, merged = distinct_increments(later, known)
+    assert {k[1] for k in incs} == {"week"}
+    assert len(merged[("h", "company", KEYS.giver("a"))]) == 2
+
+
+def test_late_events_count_the_same_as_in_order():
+    early, late = thanks(giver="a", at=AT - timedelta(days=40)), thanks(giver="a")
+    in_order, known = distinct_increments(_batch(early), {})
+    more, _ = distinct_increments(_batch(late), known)
+    reversed_first, known_r = distinct_increments(_batch(late), {})
+    reversed_more, _ = distinct_increments(_batch(early), known_r)
+
+    def total(*parts):
+        out = {}
+        for p in parts:
+            for k, v in p.items():
+                out[k] = out.get(k, 0) + v
+        return out
+
+    assert total(in_order, more) == total(reversed_first, reversed_more)
+    assert total(in_order, more)[("company", "year", "2026", "h")] == 1
 
 
 def test_person_hashes_are_keyed_and_stable():

@@ -16,13 +16,21 @@ KEYS = PersonKeys(b"k")
 
 
 class FakeRepository:
-    """The standings table's semantics in memory: sums, distinct givers, tombstones."""
+    """The standings and helped tables' semantics in memory: sums, day sets, tombstones."""
 
     def __init__(self):
         self.rows = {}
-        self.givers = {}
+        self.helped = {}
         self.people = {}
         self.erased = set()
+
+    async def helped_days(self, conn, pairs):
+        return {p: sorted(self.helped[p]) for p in pairs if p in self.helped}
+
+    async def merge_helped(self, conn, pairs, person_keys):
+        for pair, days in pairs.items():
+            if person_keys[pair[0]] not in self.erased:
+                self.helped.setdefault(pair, set()).update(days)
 
     async def apply(self, conn, rows, person_keys):
         out = []
@@ -30,13 +38,10 @@ class FakeRepository:
             if person_keys[key[3]] in self.erased:
                 continue
             old = self.rows.get(key, Counters())
-            seen = self.givers.setdefault(key, set())
-            new_givers = (agg.givers or set()) - seen
-            seen |= new_givers
             new = Counters(
                 old.n + agg.n,
                 old.nd + agg.nd,
-                old.d + len(new_givers),
+                old.d + agg.d,
                 old.x + agg.x,
                 old.m + agg.m,
             )
@@ -52,6 +57,7 @@ class FakeRepository:
 
     async def erase(self, conn, person, key):
         self.rows = {k: v for k, v in self.rows.items() if k[3] != person}
+        self.helped = {k: v for k, v in self.helped.items() if k[0] != person}
         self.people.pop(person, None)
         self.erased.add(key)
 

@@ -2,17 +2,21 @@
 
 Scopes stored per person are `company` and `theme:<theme>`. Team boards are not stored:
 they are the company standings of the team's current members (see README).
+
+Distinct people helped is decided per (helper, scope, giver) pair from the local days on
+which the giver thanked the helper: every window is a union of days, so a thanks is the
+first from that giver in a period exactly when no known day of the pair falls in it.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from thrive_leaderboard.domain.periods import Window, periods_of
+from thrive_leaderboard.domain.periods import Window, periods_of, periods_of_day
 
 COMPANY = "company"
 THEME_PREFIX = "theme:"
@@ -35,7 +39,6 @@ class Delta:
     nd: int = 0
     x: int = 0
     m: int = 0
-    giver: int | None = None  # keyed hash of who was helped, for distinct counting
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,19 +87,42 @@ class PersonKeys:
         ).digest()
 
 
+# (helper, scope, keyed hash of the giver): one row of the `helped` table.
+PairKey = tuple[str, str, int]
+
+
 def thanks_deltas(t: Thanks, *, tz: ZoneInfo, keys: PersonKeys) -> list[Delta]:
-    """The increments a thanks makes for its helper, on every window and stored scope."""
+    """The counter increments a thanks makes for its helper, on every window and scope.
+
+    Distinct people helped (`d`) is not here: it depends on the pair's history, see
+    `thanks_pairs` and `distinct_increments`.
+    """
     cross = int(
         t.helper_team is not None and t.giver_team is not None and t.helper_team != t.giver_team
     )
-    giver = keys.giver(t.giver) if t.giver is not None else None
     nd = int(t.discounted)
     scopes = [COMPANY, *(theme_scope(th) for th in dict.fromkeys(t.themes))]
     return [
-        Delta(scope, window, period, t.helper, n=1, nd=nd, x=cross, giver=giver)
+        Delta(scope, window, period, t.helper, n=1, nd=nd, x=cross)
         for window, period in periods_of(t.at, tz)
         for scope in scopes
     ]
+
+
+def local_day(at: datetime, tz: ZoneInfo) -> int:
+    """The company-local calendar day of an instant, as a date ordinal."""
+    local = at.astimezone(tz) if at.tzinfo is not None else at.replace(tzinfo=tz)
+    return local.date().toordinal()
+
+
+def thanks_pairs(t: Thanks, *, tz: ZoneInfo, keys: PersonKeys) -> list[tuple[PairKey, int]]:
+    """(pair, local day) per stored scope: the facts distinct-people-helped is decided from."""
+    if t.giver is None:  # the giver was erased before the event was made: not countable
+        return []
+    giver = keys.giver(t.giver)
+    day = local_day(t.at, tz)
+    scopes = [COMPANY, *(theme_scope(th) for th in dict.fromkeys(t.themes))]
+    return [((t.helper, scope, giver), day) for scope in scopes]
 
 
 def milestone_deltas(ms: Milestone, *, tz: ZoneInfo) -> list[Delta]:
@@ -115,16 +141,16 @@ class Aggregate:
 
     n: int = 0
     nd: int = 0
+    d: int = 0
     x: int = 0
     m: int = 0
-    givers: set[int] | None = None
 
 
 RowKey = tuple[str, str, str, str]  # scope, window, period, person
 
 
 def aggregate(deltas: Iterable[Delta]) -> dict[RowKey, Aggregate]:
-    """Sum deltas per stored row, collecting the distinct givers."""
+    """Sum deltas per stored row."""
     out: dict[RowKey, Aggregate] = {}
     for d in deltas:
         key = (d.scope, d.window.value, d.period, d.person)
@@ -135,8 +161,33 @@ def aggregate(deltas: Iterable[Delta]) -> dict[RowKey, Aggregate]:
         agg.nd += d.nd
         agg.x += d.x
         agg.m += d.m
-        if d.giver is not None:
-            if agg.givers is None:
-                agg.givers = set()
-            agg.givers.add(d.giver)
     return out
+
+
+def distinct_increments(
+    batch: Mapping[PairKey, Iterable[int]], known: Mapping[PairKey, Sequence[int]]
+) -> tuple[dict[RowKey, int], dict[PairKey, list[int]]]:
+    """New distinct-people-helped per row, and each changed pair's full sorted day list.
+
+    `batch` holds the days each pair was thanked on in this batch, `known` the days already
+    stored. A pair adds 1 to a (scope, window, period) row the first time one of its days
+    falls in that period; a day seen before (a replay, a second thanks the same day) adds
+    nothing, whatever the order the events arrive in.
+    """
+    incs: dict[RowKey, int] = {}
+    merged: dict[PairKey, list[int]] = {}
+    for pair, days in batch.items():
+        old = known.get(pair, ())
+        new_days = sorted(set(days).difference(old))
+        if not new_days:
+            continue
+        helper, scope, _giver = pair
+        seen = {wp for day in old for wp in periods_of_day(day)}
+        for day in new_days:
+            for wp in periods_of_day(day):
+                if wp not in seen:
+                    seen.add(wp)
+                    row = (scope, wp[0].value, wp[1], helper)
+                    incs[row] = incs.get(row, 0) + 1
+        merged[pair] = sorted({*old, *new_days})
+    return incs, merged

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 ALL_TIME_PERIOD = "all"
@@ -57,6 +58,20 @@ def periods_of(at: datetime, tz: ZoneInfo) -> list[tuple[Window, str]]:
         (Window.YEAR, f"{local.year:04d}"),
         (Window.ALL_TIME, ALL_TIME_PERIOD),
     ]
+
+
+@lru_cache(maxsize=4096)
+def periods_of_day(ordinal: int) -> tuple[tuple[Window, str], ...]:
+    """Every (window, period) a local calendar day (a date ordinal) belongs to."""
+    day = date.fromordinal(ordinal)
+    iso = day.isocalendar()
+    return (
+        (Window.WEEK, f"{iso.year:04d}-W{iso.week:02d}"),
+        (Window.MONTH, f"{day.year:04d}-{day.month:02d}"),
+        (Window.QUARTER, f"{day.year:04d}-Q{(day.month - 1) // 3 + 1}"),
+        (Window.YEAR, f"{day.year:04d}"),
+        (Window.ALL_TIME, ALL_TIME_PERIOD),
+    )
 
 
 def parse_period(window: Window, text: str) -> str:

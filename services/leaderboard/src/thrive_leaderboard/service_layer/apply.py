@@ -1,9 +1,17 @@
 """Applying events to standings: Postgres inside the consumer's transaction, memory after commit.
 
 Help and milestone events become counter increments, summed per row over the batch and
-written with one statement. The rows' new absolute values come back and are mirrored
-into the resident boards once the transaction has committed (never before: a rolled back
-batch must leave no trace in memory).
+written with one statement. Distinct people helped is decided from the `helped` pairs
+(one read and one write for the whole batch), then added as a plain increment. The rows'
+new absolute values come back and are mirrored into the resident boards once the
+transaction has committed (never before: a rolled back batch must leave no trace in
+memory).
+
+Concurrency: the pair read is not locked. Help events are keyed by helper, so one
+helper's pairs are only ever written by the consumer owning that partition; during a
+rebalance the new owner starts at the last committed offset, which overlaps the old
+owner's batch in flight, and its inbox claim waits for that batch to commit before it
+reads any pair. The union in the pair upsert keeps the stored days exact regardless.
 """
 
 from __future__ import annotations
@@ -27,11 +35,14 @@ from thrive_leaderboard.adapters.repository import CommittedRow, Repository
 from thrive_leaderboard.domain.contributions import (
     Delta,
     Milestone,
+    PairKey,
     PersonKeys,
     Thanks,
     aggregate,
+    distinct_increments,
     milestone_deltas,
     thanks_deltas,
+    thanks_pairs,
 )
 from thrive_leaderboard.service_layer.boards import Leaderboards
 
@@ -82,12 +93,16 @@ class Applier:
 
     def deltas(self, env: Envelope[Any]) -> list[Delta]:
         """What a help or milestone event adds (nothing for other events)."""
+        return self.contributions(env)[0]
+
+    def contributions(self, env: Envelope[Any]) -> tuple[list[Delta], list[tuple[PairKey, int]]]:
+        """Counter increments and (helper, scope, giver) days of a help or milestone event."""
         data = env.data
         if isinstance(data, HelpReceived):
             if data.helper is None:  # the helper was erased before the event was made
-                return []
+                return [], []
             if data.giver is not None and data.giver == data.helper:
-                return []  # recognition refuses self-thanks; never let one score here
+                return [], []  # recognition refuses self-thanks; never let one score here
             thanks = Thanks(
                 helper=data.helper,
                 giver=data.giver,
@@ -97,15 +112,24 @@ class Applier:
                 discounted=data.discounted,
                 at=data.given_at,
             )
-            return thanks_deltas(thanks, tz=self.tz, keys=self.keys)
+            return (
+                thanks_deltas(thanks, tz=self.tz, keys=self.keys),
+                thanks_pairs(thanks, tz=self.tz, keys=self.keys),
+            )
         if isinstance(data, MilestoneReached):
             ms = Milestone(person=data.person, themes=tuple(data.themes), at=data.reached_at)
-            return milestone_deltas(ms, tz=self.tz)
-        return []
+            return milestone_deltas(ms, tz=self.tz), []
+        return [], []
 
     async def handle(self, conn: asyncpg.Connection, env: Envelope[Any], meta: object) -> None:
         """EventConsumer handler: apply one event in the consumer's transaction."""
         await self.apply_batch(conn, [env])
+
+    async def handle_batch(
+        self, conn: asyncpg.Connection, batch: Sequence[tuple[Envelope[Any], object]]
+    ) -> None:
+        """EventConsumer batch handler: the deduplicated batch, set-based, in one transaction."""
+        await self.apply_batch(conn, [env for env, _meta in batch])
 
     async def apply_batch(self, conn: asyncpg.Connection, envs: Sequence[Envelope[Any]]) -> None:
         """Apply events in order inside the caller's transaction; remember their effects."""
@@ -124,16 +148,27 @@ class Applier:
             return
         owner: dict[tuple[str, str, str, str], EventKey] = {}
         deltas: list[Delta] = []
+        pairs: dict[PairKey, set[int]] = {}
         for env in envs:
             key = (env.source, env.id)
             self._pending[key] = []
-            for d in self.deltas(env):
+            event_deltas, event_pairs = self.contributions(env)
+            for d in event_deltas:
                 deltas.append(d)
                 # The last event touching a row carries the row's final value to memory.
                 owner[(d.scope, d.window.value, d.period, d.person)] = key
+            for pair, day in event_pairs:
+                pairs.setdefault(pair, set()).add(day)
         rows = aggregate(deltas)
         people = {k[3] for k in rows}
-        committed = await self.repo.apply(conn, rows, {p: self.keys.tombstone(p) for p in people})
+        person_keys = {p: self.keys.tombstone(p) for p in people}
+        if pairs:
+            known = await self.repo.helped_days(conn, list(pairs))
+            increments, merged = distinct_increments(pairs, known)
+            for row_key, inc in increments.items():
+                rows[row_key].d += inc  # the thanks itself made this row's delta
+            await self.repo.merge_helped(conn, merged, person_keys)
+        committed = await self.repo.apply(conn, rows, person_keys)
         for row in committed:
             k = (row.board.scope, row.board.window.value, row.board.period, row.person)
             self._pending[owner[k]].append(row)

@@ -15,19 +15,13 @@ from dataclasses import dataclass
 
 import asyncpg
 from thrive_shared.contracts import InvalidEvent, parse_for_topic
+from thrive_shared.kafka import claim_inbox
 
 from thrive_leaderboard.adapters.replay import TopicReplay
 from thrive_leaderboard.adapters.repository import Repository
 from thrive_leaderboard.service_layer.apply import Applier
 
 log = logging.getLogger(__name__)
-
-_CLAIM = """
-INSERT INTO inbox (consumer, source, event_id, topic)
-SELECT $1, s, i, t FROM unnest($2::text[], $3::text[], $4::text[]) AS u(s, i, t)
-ON CONFLICT DO NOTHING
-RETURNING source, event_id
-"""
 
 Progress = Callable[[int], None]
 
@@ -66,16 +60,9 @@ async def replay_into(
                     except InvalidEvent:
                         report.invalid += 1  # the live consumer dead-lettered it already
                 async with pool.acquire() as conn, conn.transaction():
-                    fresh = {
-                        (r["source"], r["event_id"])
-                        for r in await conn.fetch(
-                            _CLAIM,
-                            consumer_name,
-                            [e.source for _, e in events],
-                            [e.id for _, e in events],
-                            [r.topic for r, _ in events],
-                        )
-                    }
+                    fresh = await claim_inbox(
+                        conn, consumer_name, [(r.topic, e) for r, e in events]
+                    )
                     todo = []
                     for _, env in events:
                         key = (env.source, env.id)
