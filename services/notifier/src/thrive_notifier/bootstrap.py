@@ -57,12 +57,15 @@ def build_spec(settings: NotifierSettings | None = None) -> ServiceSpec:
 
     async def setup(rt: Runtime) -> None:
         runtime["rt"] = rt
-        rt.add_consumer(
-            "events",
-            topics=kafka_entry.TOPICS,
-            handler=kafka_entry.make_handler(defaults=defaults),
-            group_id=s.consumer_group,
-        )
+        # Several members of one group (one name, so one inbox) split the partitions: a
+        # fan-out waits on the database most of the time, and they wait side by side.
+        for _ in range(s.consumer_instances):
+            rt.add_consumer(
+                "events",
+                topics=kafka_entry.TOPICS,
+                handler=kafka_entry.make_handler(defaults=defaults),
+                group_id=s.consumer_group,
+            )
         senders = make_senders(s)
         rt.state["senders"] = senders
 

@@ -21,6 +21,12 @@ class NotifierSettings(CommonSettings):  # type: ignore[misc]
     port: int = 8103
     schema_name: str = Field(default="notifier", description="Postgres schema the notifier owns.")
     consumer_group: str = "thrive-notifier"
+    consumer_instances: int = Field(
+        default=3,
+        ge=1,
+        le=32,
+        description="Consumers in this process (same group): at most one per partition works.",
+    )
 
     # webhooks
     webhook_secret: SecretStr = Field(

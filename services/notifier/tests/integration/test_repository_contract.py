@@ -75,14 +75,42 @@ async def test_inbox_pages_and_read_marks(uow):
     assert [i.about for i in unread.items] == ["e3", "e2", "e1"]
 
 
-async def test_budget_grants_up_to_the_limit_per_local_day(uow):
-    day = date(2026, 11, 25)
+async def test_budget_is_counted_per_local_day_and_read_back_with_profiles(uow):
+    day = NOW.date()
+    c = Celebration(event_id="e", kind=Kind.THANKS, subject="ana", title="t", occurred_at=NOW)
     async with uow() as repo:
-        got = [await repo.take_budget([("ana", day, 2), ("bo", day, 1)]) for _ in range(3)]
-        next_day = await repo.take_budget([("ana", day + timedelta(days=1), 2)])
-        none = await repo.take_budget([("cy", day, 0)])
-    assert got == [{"ana", "bo"}, {"ana"}, set()]
-    assert next_day == {"ana"} and none == set()
+        for n in range(2):
+            await repo.commit_fanout(
+                event_id=f"e{n}",
+                spend=[("ana", day), ("bo", day + timedelta(days=1))],
+                deliveries=[delivery(f"e{n}", "ana")],
+                deferrals=[],
+                now=NOW,
+            )
+        # The same event again counts nothing twice.
+        await repo.commit_fanout(
+            event_id="e1", spend=[("ana", day)], deliveries=[], deferrals=[], now=NOW
+        )
+        data = await repo.audience_data(["ana", "bo", "cy"], c, now=NOW)
+        far = await repo.audience_data(["ana"], c, now=NOW + timedelta(days=5))
+    assert data.used == {("ana", day): 2, ("bo", day + timedelta(days=1)): 2}
+    assert set(data.profiles) == {"ana", "bo", "cy"} and far.used == {}
+
+
+async def test_commit_fanout_writes_deliveries_and_deferrals_once(uow):
+    msg = Message(kind=Kind.THANKS, title="Bo thanked you", themes=("python",), subject="cy")
+    async with uow() as repo:
+        for _ in range(2):
+            created = await repo.commit_fanout(
+                event_id="e1",
+                spend=[],
+                deliveries=[delivery("e1", "ana")],
+                deferrals=[Deferral("cy", "e1", DeferReason.QUIET_HOURS, msg)],
+                now=NOW,
+            )
+        entries = await repo.take_digest_entries("cy")
+        page = await repo.inbox("ana", unread=None, first=10, after=None)
+    assert created == [] and len(entries) == 1 and len(page.items) == 1
 
 
 async def test_follows_mutes_and_audience_facts(uow):
@@ -111,7 +139,8 @@ async def test_follows_mutes_and_audience_facts(uow):
             themes=("python",),
             occurred_at=NOW,
         )
-        _profiles, mutes = await repo.profiles_with_mutes(["cy", "di"], c)
+        data = await repo.audience_data(["cy", "di"], c, now=NOW)
+        mutes = data.mutes
         follows = await repo.list_follows("ed", first=1, after=None)
         rest = await repo.list_follows("ed", first=5, after=follows.next_cursor)
         assert await repo.remove_follow("ed", Follow(FollowKind.THEME, "go"))

@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from thrive_shared.contracts import Envelope, EventData
@@ -32,6 +32,7 @@ from thrive_notifier.domain.model import (
 )
 from thrive_notifier.service_layer.ports import (
     AttemptRecord,
+    AudienceData,
     ClaimedDelivery,
     Deferral,
     DueReminder,
@@ -103,6 +104,7 @@ class MemoryStore:
     offers: dict[tuple[str, str], int] = field(default_factory=dict)
     asks: dict[str, dict[str, Any]] = field(default_factory=dict)
     budget: dict[tuple[str, date], int] = field(default_factory=dict)
+    spent: set[tuple[str, date, str]] = field(default_factory=set)
     teams: dict[str, str] = field(default_factory=dict)
     deliveries: dict[int, _Delivery] = field(default_factory=dict)
     ledger: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
@@ -256,11 +258,14 @@ class InMemoryRepository:
             theme_offerers=frozenset(p for (p, t) in self.s.offers if t in q.theme_offerers),
         )
 
-    async def profiles_with_mutes(
-        self, persons: Iterable[str], c: Celebration
-    ) -> tuple[dict[str, Profile], dict[str, list[Mute]]]:
+    async def audience_data(
+        self, persons: Iterable[str], c: Celebration, *, now: datetime
+    ) -> AudienceData:
         profiles = await self.profiles(persons)
-        return profiles, await self._mutes_covering(list(profiles), c)
+        mutes = await self._mutes_covering(list(profiles), c)
+        days = {now.date() + timedelta(days=d) for d in (-1, 0, 1)}
+        used = {k: v for k, v in self.s.budget.items() if k[0] in profiles and k[1] in days}
+        return AudienceData(profiles, mutes, used)
 
     async def _mutes_covering(
         self, persons: Sequence[str], c: Celebration
@@ -322,14 +327,21 @@ class InMemoryRepository:
         self.s.asks[ask_id]["reminded_at"] = at
 
     # attention --------------------------------------------------------------------------
-    async def take_budget(self, requests: Sequence[tuple[str, date, int]]) -> set[str]:
-        granted = set()
-        for person, day, limit in requests:
-            used = self.s.budget.get((person, day), 0)
-            if used < limit:
-                self.s.budget[(person, day)] = used + 1
-                granted.add(person)
-        return granted
+    async def commit_fanout(
+        self,
+        *,
+        event_id: str,
+        spend: Sequence[tuple[str, date]],
+        deliveries: Sequence[NewDelivery],
+        deferrals: Sequence[Deferral],
+        now: datetime,
+    ) -> list[tuple[NewDelivery, int]]:
+        for person, day in spend:
+            if (person, day, event_id) not in self.s.spent:
+                self.s.spent.add((person, day, event_id))
+                self.s.budget[(person, day)] = self.s.budget.get((person, day), 0) + 1
+        await self.defer(deferrals, now=now)
+        return await self.reserve(deliveries, now=now)
 
     async def prune_budget(self, before: date) -> None:
         self.s.budget = {k: v for k, v in self.s.budget.items() if k[1] >= before}
@@ -455,8 +467,6 @@ class InMemoryRepository:
     async def claim(
         self, *, channels: Sequence[Channel], limit: int, lease_seconds: float, now: datetime
     ) -> list[ClaimedDelivery]:
-        from datetime import timedelta
-
         out: list[ClaimedDelivery] = []
         for d in sorted(self.s.deliveries.values(), key=lambda d: (d.next_attempt_at or now, d.id)):
             if len(out) >= limit:

@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import asyncpg
@@ -35,6 +35,7 @@ from thrive_notifier.domain.model import (
 )
 from thrive_notifier.service_layer.ports import (
     AttemptRecord,
+    AudienceData,
     ClaimedDelivery,
     Deferral,
     DueReminder,
@@ -72,7 +73,7 @@ class SQL:
         "DELETE FROM mute WHERE person = $1 OR (kind = 'person' AND target = $1)",
         "DELETE FROM offer_history WHERE person = $1",
         "DELETE FROM ask_followup WHERE asker = $1 OR helper = $1",
-        "DELETE FROM budget_usage WHERE person = $1",
+        "DELETE FROM budget_spend WHERE person = $1",
         "DELETE FROM inbox_item WHERE person = $1",
         "DELETE FROM digest_item WHERE person = $1",
         "DELETE FROM digest WHERE person = $1",
@@ -85,7 +86,7 @@ class SQL:
             WHERE subject = $1""",
         """UPDATE delivery SET payload = payload || jsonb_build_object(
                 'subject', NULL, 'title', $2::text, 'body', '')
-            WHERE payload ->> 'subject' = $1""",
+            WHERE state IN ('pending', 'failed', 'parked') AND payload ->> 'subject' = $1""",
     )
     # The ledger keeps its rows (they prove what was sent) under a random, unlinkable name.
     ERASE_LEDGER = """UPDATE delivery SET recipient = $2, payload = '{}'::jsonb, last_error = NULL,
@@ -102,14 +103,19 @@ class SQL:
         LEFT JOIN person pe ON pe.person = u.p
         LEFT JOIN preferences pr ON pr.person = u.p
     """
-    PROFILES_WITH_MUTES = PROFILES.replace(
+    # PROFILES plus the mutes that cover this celebration and the budget use around $5 (a
+    # UTC date; each person's local day is within a day of it): one round trip per event.
+    AUDIENCE_DATA = PROFILES.replace(
         "AS erased",
         """AS erased,
                ARRAY(SELECT m.kind || ':' || m.target FROM mute m
                      WHERE m.person = u.p AND (
                         (m.kind = 'person' AND m.target = ANY($2::text[]))
                         OR (m.kind = 'theme' AND m.target = ANY($3::text[]))
-                        OR (m.kind = 'kind' AND m.target = $4))) AS mutes""",
+                        OR (m.kind = 'kind' AND m.target = $4))) AS mutes,
+               ARRAY(SELECT b.day::text || '=' || count(*) FROM budget_spend b
+                     WHERE b.person = u.p AND b.day BETWEEN $5::date - 1 AND $5::date + 1
+                     GROUP BY b.day) AS used""",
     )
     GET_PREFERENCES = "SELECT * FROM preferences WHERE person = $1"
     PUT_PREFERENCES = """
@@ -189,21 +195,9 @@ class SQL:
         FOR UPDATE SKIP LOCKED
     """
     MARK_REMINDED = "UPDATE ask_followup SET reminded_at = $2 WHERE ask_id = $1"
-    # One live notification per (person, day) while under the limit; rows only come back
-    # for the people granted a slot. Sorted so concurrent fan-outs lock rows in one order.
-    TAKE_BUDGET = """
-        INSERT INTO budget_usage AS b (person, day, used, daily_limit)
-        SELECT p, d, 1, lim FROM unnest($1::text[], $2::date[], $3::int[]) AS u(p, d, lim)
-        WHERE lim > 0
-        ORDER BY p
-        ON CONFLICT (person, day) DO UPDATE SET
-            used = b.used + 1, daily_limit = EXCLUDED.daily_limit
-        WHERE b.used < EXCLUDED.daily_limit
-        RETURNING person
-    """
-    PRUNE_BUDGET = "DELETE FROM budget_usage WHERE day < $1"
-    RESERVE = """
-        WITH input AS (
+    PRUNE_BUDGET = "DELETE FROM budget_spend WHERE day < $1"
+    _DELIVER = """
+        input AS (
             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                                  $6::text[], $7::text[], $8::text[], $9::bool[])
                 AS u(event_id, recipient_kind, recipient, channel, ikey, kind, state, payload,
@@ -211,25 +205,50 @@ class SQL:
         ), ins AS (
             INSERT INTO delivery (event_id, recipient_kind, recipient, channel, idempotency_key,
                                   kind, state, payload, next_attempt_at, delivered_at)
+            -- An in-app row is delivered as it is written: its content lives in the inbox.
             SELECT event_id, recipient_kind, recipient, channel, ikey, kind, state,
-                   payload::jsonb, $10,
+                   CASE WHEN channel = 'in_app' THEN '{}'::jsonb ELSE payload::jsonb END, $10,
                    CASE WHEN state = 'delivered' THEN $10::timestamptz END
             FROM input
             ON CONFLICT DO NOTHING
-            RETURNING id, idempotency_key, recipient_kind, recipient, channel, payload
+            RETURNING id, idempotency_key, recipient_kind, recipient, channel
         ), inbox AS (
             INSERT INTO inbox_item (person, delivery_id, kind, about, subject, title, body,
                                     themes, payload, quiet, created_at)
-            SELECT ins.recipient, ins.id, ins.payload ->> 'kind', ins.payload ->> 'about',
-                   ins.payload ->> 'subject', ins.payload ->> 'title',
-                   coalesce(ins.payload ->> 'body', ''),
-                   ARRAY(SELECT jsonb_array_elements_text(ins.payload -> 'themes')),
-                   ins.payload, input.quiet, $10
-            FROM ins JOIN input ON input.ikey = ins.idempotency_key
+            SELECT ins.recipient, ins.id, p ->> 'kind', p ->> 'about', p ->> 'subject',
+                   p ->> 'title', coalesce(p ->> 'body', ''),
+                   ARRAY(SELECT jsonb_array_elements_text(p -> 'themes')), p, input.quiet, $10
+            FROM ins JOIN input ON input.ikey = ins.idempotency_key,
+                 LATERAL (SELECT input.payload::jsonb AS p) AS j
             WHERE ins.channel = 'in_app' AND ins.recipient_kind = 'person'
         )
-        SELECT id, idempotency_key FROM ins
     """
+    RESERVE = "".join(("WITH ", _DELIVER, "SELECT id, idempotency_key FROM ins"))
+    # Everything one fan-out writes, in one statement: budget counted for the live pings,
+    # deferrals into digests, deliveries reserved (and in-app ones into the inbox).
+    COMMIT_FANOUT = "".join(
+        (
+            """WITH spend AS (
+            INSERT INTO budget_spend (person, day, event_id)
+            SELECT p, d, $13 FROM unnest($11::text[], $12::date[]) AS s(p, d)
+            ON CONFLICT DO NOTHING
+            RETURNING 1
+        ), deferred AS (
+            INSERT INTO digest_item (person, event_id, kind, reason, subject, title, themes,
+                                     payload, created_at)
+            SELECT f.person, f.event_id, f.kind, f.reason, f.subject, f.title,
+                   ARRAY(SELECT jsonb_array_elements_text(f.payload::jsonb -> 'themes')),
+                   f.payload::jsonb, $10
+            FROM unnest($14::text[], $15::text[], $16::text[], $17::text[], $18::text[],
+                        $19::text[], $20::text[])
+                AS f(person, event_id, kind, reason, subject, title, payload)
+            ON CONFLICT (person, event_id) DO NOTHING
+            RETURNING 1
+        ), """,
+            _DELIVER,
+            "SELECT id, idempotency_key FROM ins",
+        )
+    )
     DEFER = """
         INSERT INTO digest_item (person, event_id, kind, reason, subject, title, themes, payload,
                                  created_at)
@@ -350,28 +369,34 @@ class PostgresRepository:
         rows = await self.conn.fetch(SQL.PROFILES, list(set(persons)))
         return {r["person"]: self._profile(r) for r in rows if not r["erased"]}
 
-    async def profiles_with_mutes(
-        self, persons: Iterable[str], c: Celebration
-    ) -> tuple[dict[str, Profile], dict[str, list[Mute]]]:
+    async def audience_data(
+        self, persons: Iterable[str], c: Celebration, *, now: datetime
+    ) -> AudienceData:
         rows = await self.conn.fetch(
-            SQL.PROFILES_WITH_MUTES,
+            SQL.AUDIENCE_DATA,
             list(set(persons)),
             sorted(c.involved),
             list(c.themes),
             c.kind.value,
+            now.astimezone(UTC).date(),
         )
         profiles: dict[str, Profile] = {}
         mutes: dict[str, list[Mute]] = {}
+        used: dict[tuple[str, date], int] = {}
         for r in rows:
             if r["erased"]:
                 continue
-            profiles[r["person"]] = self._profile(r)
+            person = r["person"]
+            profiles[person] = self._profile(r)
             if r["mutes"]:
-                mutes[r["person"]] = [
+                mutes[person] = [
                     Mute(MuteKind(kind), target)
                     for kind, _, target in (m.partition(":") for m in r["mutes"])
                 ]
-        return profiles, mutes
+            for entry in r["used"]:
+                day, _, n = entry.partition("=")
+                used[(person, date.fromisoformat(day))] = int(n)
+        return AudienceData(profiles, mutes, used)
 
     def _profile(self, r: Any) -> Profile:
         return Profile(
@@ -507,13 +532,6 @@ class PostgresRepository:
         await self.conn.execute(SQL.MARK_REMINDED, ask_id, at)
 
     # attention --------------------------------------------------------------------------
-    async def take_budget(self, requests: Sequence[tuple[str, date, int]]) -> set[str]:
-        reqs = sorted(requests)
-        rows = await self.conn.fetch(
-            SQL.TAKE_BUDGET, [r[0] for r in reqs], [r[1] for r in reqs], [r[2] for r in reqs]
-        )
-        return {r["person"] for r in rows}
-
     async def prune_budget(self, before: date) -> None:
         await self.conn.execute(SQL.PRUNE_BUDGET, before)
 
@@ -522,8 +540,33 @@ class PostgresRepository:
         self, deliveries: Sequence[NewDelivery], *, now: datetime
     ) -> list[tuple[NewDelivery, int]]:
         by_key = {d.key.idempotency_key: d for d in deliveries}
+        rows = await self.conn.fetch(SQL.RESERVE, *self._delivery_args(deliveries), now)
+        return [(by_key[r["idempotency_key"]], r["id"]) for r in rows]
+
+    async def commit_fanout(
+        self,
+        *,
+        event_id: str,
+        spend: Sequence[tuple[str, date]],
+        deliveries: Sequence[NewDelivery],
+        deferrals: Sequence[Deferral],
+        now: datetime,
+    ) -> list[tuple[NewDelivery, int]]:
+        by_key = {d.key.idempotency_key: d for d in deliveries}
         rows = await self.conn.fetch(
-            SQL.RESERVE,
+            SQL.COMMIT_FANOUT,
+            *self._delivery_args(deliveries),
+            now,
+            [s[0] for s in spend],
+            [s[1] for s in spend],
+            event_id,
+            *self._deferral_args(deferrals),
+        )
+        return [(by_key[r["idempotency_key"]], r["id"]) for r in rows]
+
+    @staticmethod
+    def _delivery_args(deliveries: Sequence[NewDelivery]) -> list[list[Any]]:
+        return [
             [d.key.event_id for d in deliveries],
             [d.key.recipient.kind.value for d in deliveries],
             [d.key.recipient.id for d in deliveries],
@@ -533,15 +576,11 @@ class PostgresRepository:
             [d.state.value for d in deliveries],
             [orjson.dumps(d.message.to_payload()).decode() for d in deliveries],
             [d.quiet for d in deliveries],
-            now,
-        )
-        return [(by_key[r["idempotency_key"]], r["id"]) for r in rows]
+        ]
 
-    async def defer(self, deferrals: Sequence[Deferral], *, now: datetime) -> int:
-        if not deferrals:
-            return 0
-        result = await self.conn.execute(
-            SQL.DEFER,
+    @staticmethod
+    def _deferral_args(deferrals: Sequence[Deferral]) -> list[list[Any]]:
+        return [
             [d.person for d in deferrals],
             [d.event_id for d in deferrals],
             [d.message.kind.value for d in deferrals],
@@ -549,8 +588,12 @@ class PostgresRepository:
             [d.message.subject for d in deferrals],
             [d.message.title for d in deferrals],
             [orjson.dumps(d.message.to_payload()).decode() for d in deferrals],
-            now,
-        )
+        ]
+
+    async def defer(self, deferrals: Sequence[Deferral], *, now: datetime) -> int:
+        if not deferrals:
+            return 0
+        result = await self.conn.execute(SQL.DEFER, *self._deferral_args(deferrals), now)
         return int(result.split()[-1])
 
     async def publish(self, envelopes: Sequence[Envelope[EventData]]) -> None:

@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from enum import StrEnum
+from functools import cached_property
 
 from thrive_shared.contracts import Channel
 
@@ -140,7 +141,7 @@ class Recipient:
     id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class DeliveryKey:
     """The ledger's identity of one delivery: at most one per (event, recipient, channel)."""
 
@@ -148,7 +149,7 @@ class DeliveryKey:
     recipient: Recipient
     channel: Channel
 
-    @property
+    @cached_property
     def idempotency_key(self) -> str:
         """Stable across retries and restarts; receivers deduplicate on it."""
         raw = "\x1f".join((self.event_id, self.recipient.kind, self.recipient.id, self.channel))

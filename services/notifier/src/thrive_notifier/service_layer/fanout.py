@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from thrive_shared.contracts import CelebrationDelivered, make_event
 
@@ -79,12 +79,19 @@ async def write_deliveries(
     if not deliveries:
         return []
     created = await repo.reserve(deliveries, now=now)
+    await announce(repo, created, now=now)
+    return created
+
+
+async def announce(
+    repo: Repository, created: list[tuple[NewDelivery, int]], *, now: datetime
+) -> None:
+    """Publish CelebrationDelivered for new, non-quiet in-app deliveries (via the outbox)."""
     facts = [f for d, did in created if (f := delivered_event(d, did, at=now)) is not None]
     if facts:
         await repo.publish(
             [make_event(f, source=SOURCE, id=f"delivered:{f.delivery_id}") for f in facts]
         )
-    return created
 
 
 async def celebrate(repo: Repository, c: Celebration, *, now: datetime) -> FanOutResult:
@@ -94,8 +101,9 @@ async def celebrate(repo: Repository, c: Celebration, *, now: datetime) -> FanOu
     facts = AudienceFacts() if query.is_empty else await repo.audience_facts(query)
     cands = candidates(c, facts)
     wanted = {r.id for r in cands if r.kind is RecipientKind.PERSON} | c.involved
-    profiles, mutes = await repo.profiles_with_mutes(wanted, c)
-    audience = resolve_audience(c, facts, mutes)
+    data = await repo.audience_data(wanted, c, now=now)
+    profiles = data.profiles
+    audience = resolve_audience(c, facts, data.mutes)
     people = [r for r in audience if r.kind is RecipientKind.PERSON]
     teams = [r for r in audience if r.kind is RecipientKind.TEAM]
     names = {p: prof.name for p, prof in profiles.items() if prof.name}
@@ -108,23 +116,28 @@ async def celebrate(repo: Repository, c: Celebration, *, now: datetime) -> FanOu
             continue
         plans[r.id] = plan_for(c.kind, prof, now)
 
-    wanting = [
-        (p, local_day(now, profiles[p].effective_timezone), profiles[p].preferences.daily_budget)
-        for p, plan in plans.items()
-        if plan.mode is Mode.LIVE
-    ]
-    granted = await repo.take_budget(wanting) if wanting else set()
-    for p, _day, _limit in wanting:
-        if p not in granted:
-            plans[p] = deferred(profiles[p].preferences, DeferReason.BUDGET)
+    # Budget: what this person already had today (their local day), read above with the
+    # profiles. Exact within one consumer; consumers on other partitions may each grant the
+    # last slot at the same moment (a ping over), the price of never locking budget rows
+    # across whole batches (no waits, no deadlocks).
+    spend: list[tuple[str, date]] = []
+    for p, plan in plans.items():
+        if plan.mode is not Mode.LIVE:
+            continue
+        prefs = profiles[p].preferences
+        day = local_day(now, profiles[p].effective_timezone)
+        if data.used.get((p, day), 0) < prefs.daily_budget:
+            spend.append((p, day))
+        else:
+            plans[p] = deferred(prefs, DeferReason.BUDGET)
 
     deliveries: list[NewDelivery] = []
     deferrals: list[Deferral] = []
     for r in people:
-        plan = plans.get(r.id)
-        if plan is None:
+        maybe = plans.get(r.id)
+        if maybe is None:
             continue
-        prof = profiles[r.id]
+        plan, prof = maybe, profiles[r.id]
         msg = compose(c, r, names)
         if plan.mode is Mode.DEFERRED:
             assert plan.reason is not None
@@ -146,9 +159,11 @@ async def celebrate(repo: Repository, c: Celebration, *, now: datetime) -> FanOu
                     c, t, compose(c, t, names), [Channel.WEBHOOK], quiet=False, team=t.id
                 )
 
-    if deferrals:
-        await repo.defer(deferrals, now=now)
-    for d, _id in await write_deliveries(repo, deliveries, now=now):
+    created = await repo.commit_fanout(
+        event_id=c.event_id, spend=spend, deliveries=deliveries, deferrals=deferrals, now=now
+    )
+    await announce(repo, created, now=now)
+    for d, _id in created:
         bucket = result.delivered if d.state is DeliveryState.DELIVERED else result.reserved
         bucket[d.key.channel.value] += 1
     return result

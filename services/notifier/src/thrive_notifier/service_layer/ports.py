@@ -58,6 +58,15 @@ class Deferral:
 
 
 @dataclass(frozen=True, slots=True)
+class AudienceData:
+    """What a fan-out reads in one round trip about its candidate recipients."""
+
+    profiles: dict[str, Profile]  # known or defaulted; erased people are absent
+    mutes: dict[str, list[Mute]]  # only mutes that cover the celebration
+    used: dict[tuple[str, date], int]  # live pings already counted, days around now
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimedDelivery:
     """A pending delivery leased to this worker, with its current destination (if any)."""
 
@@ -140,10 +149,10 @@ class Repository(Protocol):
     async def remove_mute(self, person: str, mute: Mute) -> bool: ...
     async def list_mutes(self, person: str, *, first: int, after: str | None) -> Page[Mute]: ...
     async def audience_facts(self, q: AudienceQuery) -> AudienceFacts: ...
-    async def profiles_with_mutes(
-        self, persons: Iterable[str], c: Celebration
-    ) -> tuple[dict[str, Profile], dict[str, list[Mute]]]:
-        """profiles(), plus each person's mutes that cover this celebration (one round trip)."""
+    async def audience_data(
+        self, persons: Iterable[str], c: Celebration, *, now: datetime
+    ) -> AudienceData:
+        """Profiles, covering mutes and today's budget use of these people, in one read."""
         ...
 
     async def team_channels(self, teams: Iterable[str]) -> dict[str, str]: ...
@@ -161,10 +170,6 @@ class Repository(Protocol):
     async def mark_reminded(self, ask_id: str, at: datetime) -> None: ...
 
     # attention
-    async def take_budget(self, requests: Sequence[tuple[str, date, int]]) -> set[str]:
-        """Atomically count one live ping per (person, day) under its limit; who got one."""
-        ...
-
     async def prune_budget(self, before: date) -> None: ...
 
     # ledger, inbox, digests
@@ -175,6 +180,18 @@ class Repository(Protocol):
         ...
 
     async def defer(self, deferrals: Sequence[Deferral], *, now: datetime) -> int: ...
+    async def commit_fanout(
+        self,
+        *,
+        event_id: str,
+        spend: Sequence[tuple[str, date]],
+        deliveries: Sequence[NewDelivery],
+        deferrals: Sequence[Deferral],
+        now: datetime,
+    ) -> list[tuple[NewDelivery, int]]:
+        """Count budget (person, day) for this event, reserve deliveries, defer: one write."""
+        ...
+
     async def publish(self, envelopes: Sequence[Envelope[EventData]]) -> None: ...
     async def inbox(
         self, person: str, *, unread: bool | None, first: int, after: str | None
