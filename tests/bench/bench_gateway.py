@@ -375,9 +375,13 @@ async def fan_out(plat: Platform, result: Result) -> None:
     gateway = plat.url("gateway")
     ws_url = gateway.replace("http", "ws") + "/graphql"
     async with httpx.AsyncClient(timeout=30) as http:
-        tokens = await asyncio.gather(
-            *(token(gateway, f"sub-{i}", http) for i in range(SUBSCRIBERS))
-        )
+        minting = asyncio.Semaphore(20)
+
+        async def token_of(i: int) -> str:
+            async with minting:
+                return await token(gateway, f"sub-{i}", http)
+
+        tokens = await asyncio.gather(*(token_of(i) for i in range(SUBSCRIBERS)))
         admin = await token(gateway, "ada", http)
 
         async def subscribers_open() -> int:

@@ -28,8 +28,18 @@ from thrive_gateway.live.hub import Hub
 log = logging.getLogger(__name__)
 
 FEED = "feed"
-CELEBRATIONS = "celebrations"
-LEADERBOARD = "leaderboard"
+
+
+# Celebrations and boards go to keyed channels: a socket only ever receives what it
+# subscribed to, so 1,000 sockets and 1,000 celebrations cost 1,000 queue puts, not 10^6.
+def celebrations_for(audience: str, key: str) -> str:
+    """The channel of celebrations for one person, team or theme."""
+    return f"celebrations:{audience}:{key}"
+
+
+def leaderboard_channel(board_key: str) -> str:
+    """The channel of one board's changes."""
+    return f"leaderboard:{board_key}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,24 +100,26 @@ class LiveState:
             self.feed_cache.invalidate()
             self.hub.publish(FEED, _milestone_item(data))
         elif isinstance(data, CelebrationDelivered):
-            self.hub.publish(
-                CELEBRATIONS,
-                CelebrationNotice(
-                    id=data.delivery_id,
-                    recipient=data.recipient,
-                    team=data.team,
-                    kind=data.kind,
-                    title=data.title,
-                    about=data.about,
-                    themes=tuple(data.themes),
-                    delivered_at=data.delivered_at,
-                ),
+            notice = CelebrationNotice(
+                id=data.delivery_id,
+                recipient=data.recipient,
+                team=data.team,
+                kind=data.kind,
+                title=data.title,
+                about=data.about,
+                themes=tuple(data.themes),
+                delivered_at=data.delivered_at,
             )
+            self.hub.publish(celebrations_for("person", data.recipient), notice)
+            if data.team:
+                self.hub.publish(celebrations_for("team", data.team), notice)
+            for theme in data.themes:
+                self.hub.publish(celebrations_for("theme", theme), notice)
         elif isinstance(data, LeaderboardChanged):
             key = data.board.key()
             self.board_cache.invalidate(lambda k: k[0] == key)
             self.hub.publish(
-                LEADERBOARD,
+                leaderboard_channel(key),
                 BoardNotice(
                     board_key=key,
                     metric=data.board.metric,

@@ -13,11 +13,11 @@ import strawberry
 
 from thrive_gateway.clients.models import MilestoneDTO, ThanksDTO
 from thrive_gateway.live.events import (
-    CELEBRATIONS,
     FEED,
-    LEADERBOARD,
     BoardNotice,
     CelebrationNotice,
+    celebrations_for,
+    leaderboard_channel,
 )
 from thrive_gateway.schema.context import Info
 from thrive_gateway.schema.permissions import IsAuthenticated
@@ -79,17 +79,18 @@ class Subscription:
         if audience == Audience.THEME and not theme:
             raise PublicError("Name the `theme` to follow.", extensions={"code": "BAD_USER_INPUT"})
         wanted_theme = (theme or "").strip().lstrip("#").lower()
+        if audience == Audience.ME:
+            channel = celebrations_for("person", me or "")
+        elif audience == Audience.TEAM:
+            channel = celebrations_for("team", team or "")
+        else:
+            channel = celebrations_for("theme", wanted_theme)
         seen = _Seen()
-        async with ctx.live.hub.subscribe(CELEBRATIONS) as queue:
+        async with ctx.live.hub.subscribe(channel) as queue:
             while True:
                 notice: CelebrationNotice = await queue.get()
-                if audience == Audience.ME:
-                    if notice.recipient != me:
-                        continue
-                elif audience == Audience.TEAM:
-                    if notice.team != team or not seen.first_time(notice.about):
-                        continue
-                elif wanted_theme not in notice.themes or not seen.first_time(notice.about):
+                # A team or theme milestone is delivered once per member: show it once.
+                if audience != Audience.ME and not seen.first_time(notice.about):
                     continue
                 ctx.fresh_loaders()
                 yield Celebration(
@@ -114,11 +115,9 @@ class Subscription:
     ) -> AsyncGenerator[Leaderboard, None]:
         ctx = info.context
         key = board_query(board, window, scope, scope_id).key()
-        async with ctx.live.hub.subscribe(LEADERBOARD) as queue:
+        async with ctx.live.hub.subscribe(leaderboard_channel(key)) as queue:
             while True:
                 notice: BoardNotice = await queue.get()
-                if notice.board_key != key:
-                    continue
                 ctx.fresh_loaders()
                 yield Leaderboard(
                     metric=board,
