@@ -33,3 +33,17 @@ def test_sasl_without_credentials_is_a_clear_configuration_error() -> None:
 def test_unknown_mechanism_is_refused() -> None:
     with pytest.raises(ValueError, match="unsupported"):
         kafka_security(protocol="SASL_SSL", mechanism="MD5", username="u", password="p")
+
+
+def test_a_closed_connection_is_transient_but_a_programming_error_is_not() -> None:
+    import asyncpg
+
+    from thrive_shared.kafka.consumer import _raise_if_transient, _Transient
+
+    with pytest.raises(_Transient):
+        _raise_if_transient(
+            asyncpg.InterfaceError("cannot perform operation: connection is closed")
+        )
+    # A bug (wrong argument count) must not make a batch retry forever: it is left to the
+    # retry-then-dead-letter path.
+    _raise_if_transient(asyncpg.InterfaceError("the server expects 2 arguments, 3 were passed"))

@@ -30,13 +30,20 @@ _tracer = trace.get_tracer("thrive.outbox")
 
 CHANNEL = "thrive_outbox"
 
+# Insert and wake the relay in one round trip (the NOTIFY is delivered at commit).
 _INSERT = """
-INSERT INTO outbox (topic, key, event_id, event_type, payload, headers)
-VALUES ($1, $2, $3, $4, $5, $6)
+WITH ins AS (
+    INSERT INTO outbox (topic, key, event_id, event_type, payload, headers)
+    VALUES ($1, $2, $3, $4, $5, $6)
+)
+SELECT pg_notify('thrive_outbox', '')
 """
 _INSERT_MANY = """
-INSERT INTO outbox (topic, key, event_id, event_type, payload, headers)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::jsonb[])
+WITH ins AS (
+    INSERT INTO outbox (topic, key, event_id, event_type, payload, headers)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::jsonb[])
+)
+SELECT pg_notify('thrive_outbox', '')
 """
 _TAKE = """
 SELECT id, topic, key, event_type, payload, headers FROM outbox ORDER BY id LIMIT $1
@@ -65,7 +72,6 @@ async def enqueue(
 ) -> None:
     """Add an event to the outbox in the caller's transaction (the trace context goes along)."""
     await conn.execute(_INSERT, *_row(envelope, topic, key))
-    await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
 
 
 async def enqueue_many(conn: asyncpg.Connection, envelopes: list[Envelope[Any]]) -> None:
@@ -74,7 +80,6 @@ async def enqueue_many(conn: asyncpg.Connection, envelopes: list[Envelope[Any]])
         return
     rows = [_row(e, None, None) for e in envelopes]
     await conn.execute(_INSERT_MANY, *[list(col) for col in zip(*rows, strict=True)])
-    await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
 
 
 class OutboxRelay:

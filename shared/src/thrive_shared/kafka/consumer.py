@@ -47,13 +47,27 @@ class Reject(Exception):
 # batch is rewound and retried later, nothing is dead-lettered.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.AdminShutdownError,
     ConnectionError,
     OSError,
     asyncio.TimeoutError,
 )
+
+
+class _Transient(Exception):
+    """Marks an error as "the connection went away" so the batch is retried, not dead-lettered."""
+
+
+_RETRY_BATCH: tuple[type[BaseException], ...] = (_Transient, *TRANSIENT_ERRORS)
+
+
+def _raise_if_transient(exc: BaseException) -> None:
+    # asyncpg raises InterfaceError both for a closed connection and for programming bugs
+    # (wrong argument count...): only the former is worth retrying forever.
+    if isinstance(exc, asyncpg.InterfaceError) and "connection" in str(exc).lower():
+        raise _Transient(str(exc)) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +281,7 @@ class EventConsumer:
             except _SlowPath:
                 applied, slow_failures = await self._slow_path(events)
                 failures.extend(slow_failures)
-            except TRANSIENT_ERRORS:
+            except _RETRY_BATCH:
                 log.warning("database unavailable; batch will be retried", exc_info=True)
                 await asyncio.sleep(self.retry_backoff)
                 raise
@@ -326,6 +340,7 @@ class EventConsumer:
                     except TRANSIENT_ERRORS:
                         raise
                     except Exception as exc:
+                        _raise_if_transient(exc)
                         raise _SlowPath from exc
                 applied.append((env, meta))
                 outcomes.append((rec.topic, env.type, "ok"))
@@ -371,6 +386,7 @@ class EventConsumer:
                 except TRANSIENT_ERRORS:
                     raise
                 except Exception as exc:
+                    _raise_if_transient(exc)
                     raise _SlowPath from exc
         for topic, etype, outcome in outcomes:
             metrics.EVENTS_CONSUMED.labels(self.service, topic, etype, outcome).inc()
@@ -416,6 +432,7 @@ class EventConsumer:
                         outcomes.append((rec.topic, env.type, "dead_lettered"))
                         break
                     except Exception as exc:
+                        _raise_if_transient(exc)
                         if attempts >= self.max_attempts:
                             log.exception(
                                 "handler failed; dead-lettering",
