@@ -164,3 +164,25 @@ async def test_service_outage_is_a_clear_retryable_error(
     error = body["errors"][0]
     assert error["extensions"]["code"] == "SERVICE_UNAVAILABLE"
     assert "try again" in error["message"]
+
+
+async def test_my_profile_is_cached_until_an_event_changes_my_counts(
+    gql: Any, platform: InMemoryPlatform, gateway: Gateway
+) -> None:
+    query = "{ me { counts { thanksReceived } } }"
+    for _ in range(3):
+        _, body = await gql(query, as_="linus")
+        assert body["data"]["me"]["counts"]["thanksReceived"] == 0
+    assert platform.calls["get_person"] == 1
+
+    new = ThanksDTO(id="t-l", giver="ada", helper="linus", message="ty", given_at=T0)
+    platform.thanks.insert(0, new)
+    gateway.live.apply(
+        make_event(
+            HelpReceived(thanks_id="t-l", giver="ada", helper="linus", given_at=T0),
+            source="thrive/recognition",
+        )
+    )
+    _, body = await gql(query, as_="linus")
+    assert body["data"]["me"]["counts"]["thanksReceived"] == 1
+    assert platform.calls["get_person"] == 2

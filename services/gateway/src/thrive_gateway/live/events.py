@@ -83,20 +83,30 @@ class LiveState:
     people_cache: TtlCache[str, PersonDTO | None] = field(
         default_factory=lambda: TtlCache(ttl=60.0, max_entries=50_000)
     )
+    # Full profiles (with milestones) for `me`: same invalidation as people.
+    profile_cache: TtlCache[str, PersonDTO | None] = field(
+        default_factory=lambda: TtlCache(ttl=60.0, max_entries=50_000)
+    )
     applied: int = 0
+
+    def forget_people(self, *people: str | None) -> None:
+        """Drop cached people and profiles whose counts or names an event changed."""
+        gone = {p for p in people if p is not None}
+        self.people_cache.invalidate(lambda k: k in gone)
+        self.profile_cache.invalidate(lambda k: k in gone)
 
     def apply(self, event: Envelope[Any]) -> None:
         """Apply one live event: invalidate what it changes, then notify subscribers."""
         data = event.data
         self.applied += 1
         if isinstance(data, HelpReceived):
-            self.people_cache.invalidate(lambda k: k in (data.giver, data.helper))
+            self.forget_people(data.giver, data.helper)
             if data.visibility == Visibility.PUBLIC:
                 self.feed_cache.invalidate()
                 self.hub.publish(FEED, _thanks_item(data))
             # Boards are invalidated by LeaderboardChanged, which the leaderboard coalesces.
         elif isinstance(data, MilestoneReached):
-            self.people_cache.invalidate(lambda k: k == data.person)
+            self.forget_people(data.person)
             self.feed_cache.invalidate()
             self.hub.publish(FEED, _milestone_item(data))
         elif isinstance(data, CelebrationDelivered):
@@ -131,7 +141,7 @@ class LiveState:
                 ),
             )
         elif isinstance(data, PersonUpserted | PersonErased):
-            self.people_cache.invalidate(lambda k: k == data.person)
+            self.forget_people(data.person)
             self.feed_cache.invalidate()
 
 

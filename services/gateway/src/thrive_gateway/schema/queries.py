@@ -10,7 +10,7 @@ import strawberry
 
 from thrive_gateway.clients.api import BoardQuery
 from thrive_gateway.clients.errors import ServiceError, ServiceUnavailable
-from thrive_gateway.clients.models import BoardDTO, Page
+from thrive_gateway.clients.models import BoardDTO, Page, PersonDTO
 from thrive_gateway.schema.context import Info
 from thrive_gateway.schema.permissions import IsAdmin, IsAuthenticated
 from thrive_gateway.schema.resolvers import check_first, check_id, map_slice, page_of, rank_of
@@ -80,12 +80,16 @@ class Query:
     @strawberry.field(permission_classes=[IsAuthenticated], description="The signed-in person.")
     async def me(self, info: Info) -> Person | None:
         ctx = info.context
-        try:
-            dto = await ctx.services.recognition.get_person(
-                ctx.principal, ctx.principal.person_id or ""
-            )
-        except ServiceUnavailable as exc:
-            raise unavailable(exc) from exc
+        me = ctx.principal.person_id or ""
+
+        async def load() -> PersonDTO | None:
+            try:
+                return await ctx.services.recognition.get_person(ctx.principal, me)
+            except ServiceUnavailable as exc:
+                raise unavailable(exc) from exc
+
+        # Invalidated by the events that change counts and milestones (see LiveState).
+        dto = await ctx.live.profile_cache.get_or_load(me, load)
         return Person.from_dto(dto) if dto is not None else None
 
     @strawberry.field(permission_classes=[IsAuthenticated])
