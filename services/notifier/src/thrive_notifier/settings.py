@@ -13,7 +13,7 @@ from thrive_notifier.domain.model import Preferences
 from thrive_notifier.domain.retry import RetryPolicy
 
 
-class NotifierSettings(CommonSettings):  # type: ignore[misc]
+class NotifierSettings(CommonSettings):
     """Everything the notifier can be told from its environment."""
 
     model_config = SettingsConfigDict(env_prefix="THRIVE_NOTIFIER_", env_file=None, extra="ignore")

@@ -27,6 +27,8 @@ from thrive_shared.contracts import (
     PersonErased,
     PersonUpserted,
     make_event,
+    parse_for_topic,
+    topics,
 )
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -84,6 +86,10 @@ async def test_a_follower_gets_a_large_milestone_live_and_the_gateway_is_told(uo
     pushed = {(e.data.recipient, e.data.kind, e.data.about) for e in uow.store.published}
     assert pushed == {("cy", "milestone", env.id), ("ana", "milestone", env.id)}
     assert result.delivered["in_app"] == 2
+    # What goes to the outbox is a valid contract event on its topic.
+    for e in uow.store.published:
+        parsed = parse_for_topic(topics.CELEBRATION_DELIVERED, e.to_json())
+        assert parsed == e and parsed.data.channel == "in_app"
 
 
 async def test_a_muter_never_hears_even_when_following(uow):

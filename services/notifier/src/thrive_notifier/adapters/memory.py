@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from thrive_shared.contracts import Envelope, EventData
+from thrive_shared.contracts import Envelope
 
 from thrive_notifier.domain.audience import AudienceFacts, AudienceQuery
 from thrive_notifier.domain.digest import DigestEntry
@@ -113,7 +113,7 @@ class MemoryStore:
     inbox_owner: dict[int, str] = field(default_factory=dict)
     digest_items: dict[int, _DigestItem] = field(default_factory=dict)
     digests: list[tuple[int, str, date, int]] = field(default_factory=list)
-    published: list[Envelope[EventData]] = field(default_factory=list)
+    published: list[Envelope[Any]] = field(default_factory=list)
     seq: int = 0
     clock_now: datetime | None = None
 
@@ -410,7 +410,7 @@ class InMemoryRepository:
             n += 1
         return n
 
-    async def publish(self, envelopes: Sequence[Envelope[EventData]]) -> None:
+    async def publish(self, envelopes: Sequence[Envelope[Any]]) -> None:
         self.s.published.extend(envelopes)
 
     async def inbox(

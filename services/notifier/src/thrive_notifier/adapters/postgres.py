@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 import orjson
-from thrive_shared.contracts import Envelope, EventData
+from thrive_shared.contracts import Envelope
 from thrive_shared.outbox import enqueue_many
 
 from thrive_notifier.adapters.memory import decode_cursor, encode_cursor
@@ -566,6 +566,11 @@ class PostgresRepository:
 
     @staticmethod
     def _delivery_args(deliveries: Sequence[NewDelivery]) -> list[list[Any]]:
+        # A fan-out shares one Message among its followers: serialise each once.
+        payloads: dict[int, str] = {}
+        for d in deliveries:
+            if id(d.message) not in payloads:
+                payloads[id(d.message)] = orjson.dumps(d.message.to_payload()).decode()
         return [
             [d.key.event_id for d in deliveries],
             [d.key.recipient.kind.value for d in deliveries],
@@ -574,7 +579,7 @@ class PostgresRepository:
             [d.key.idempotency_key for d in deliveries],
             [d.message.kind.value for d in deliveries],
             [d.state.value for d in deliveries],
-            [orjson.dumps(d.message.to_payload()).decode() for d in deliveries],
+            [payloads[id(d.message)] for d in deliveries],
             [d.quiet for d in deliveries],
         ]
 
@@ -596,7 +601,7 @@ class PostgresRepository:
         result = await self.conn.execute(SQL.DEFER, *self._deferral_args(deferrals), now)
         return int(result.split()[-1])
 
-    async def publish(self, envelopes: Sequence[Envelope[EventData]]) -> None:
+    async def publish(self, envelopes: Sequence[Envelope[Any]]) -> None:
         await enqueue_many(self.conn, list(envelopes))
 
     async def inbox(

@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from thrive_shared.contracts import CelebrationDelivered, make_event
+from thrive_shared.contracts import CelebrationDelivered, Envelope
 
 from thrive_notifier.domain.attention import (
     DeferReason,
@@ -53,14 +53,20 @@ class FanOutResult:
         self.skipped += other.skipped
 
 
-def delivered_event(
-    d: NewDelivery, delivery_id: int, *, at: datetime
-) -> CelebrationDelivered | None:
-    """The CelebrationDelivered fact for an in-app delivery the gateway should push."""
+_DELIVERED_ENVELOPE = Envelope[CelebrationDelivered]
+
+
+def delivered_envelope(d: NewDelivery, *, at: datetime) -> Envelope[CelebrationDelivered] | None:
+    """The CelebrationDelivered event for an in-app delivery the gateway should push.
+
+    Built without re-validation: one per delivery is the hot path of a fan-out, and every
+    field comes from values already validated (tests parse the result back as a contract).
+    """
     if d.key.channel is not Channel.IN_APP or d.quiet:
         return None
-    return CelebrationDelivered(
-        delivery_id=d.key.idempotency_key,
+    key = d.key.idempotency_key
+    fact = CelebrationDelivered.model_construct(
+        delivery_id=key,
         recipient=d.key.recipient.id,
         team=d.team,
         channel=d.key.channel,
@@ -69,6 +75,17 @@ def delivered_event(
         title=d.message.title[:300],
         themes=list(d.message.themes),
         delivered_at=at,
+    )
+    return _DELIVERED_ENVELOPE.model_construct(
+        specversion="1.0",
+        id=f"delivered:{key}",
+        source=SOURCE,
+        type=CelebrationDelivered.TYPE,
+        time=at,
+        subject=d.key.recipient.id,
+        datacontenttype="application/json",
+        schemaversion=CelebrationDelivered.SCHEMA_VERSION,
+        data=fact,
     )
 
 
@@ -87,11 +104,9 @@ async def announce(
     repo: Repository, created: list[tuple[NewDelivery, int]], *, now: datetime
 ) -> None:
     """Publish CelebrationDelivered for new, non-quiet in-app deliveries (via the outbox)."""
-    facts = [f for d, did in created if (f := delivered_event(d, did, at=now)) is not None]
-    if facts:
-        await repo.publish(
-            [make_event(f, source=SOURCE, id=f"delivered:{f.delivery_id}") for f in facts]
-        )
+    envelopes = [e for d, _id in created if (e := delivered_envelope(d, at=now)) is not None]
+    if envelopes:
+        await repo.publish(envelopes)
 
 
 async def celebrate(repo: Repository, c: Celebration, *, now: datetime) -> FanOutResult:
@@ -133,12 +148,17 @@ async def celebrate(repo: Repository, c: Celebration, *, now: datetime) -> FanOu
 
     deliveries: list[NewDelivery] = []
     deferrals: list[Deferral] = []
+    others: Message | None = None
     for r in people:
         maybe = plans.get(r.id)
         if maybe is None:
             continue
         plan, prof = maybe, profiles[r.id]
-        msg = compose(c, r, names)
+        if r.id == c.subject:
+            msg = compose(c, r, names)
+        else:  # everyone else is told the same thing: word it once
+            others = others or compose(c, r, names)
+            msg = others
         if plan.mode is Mode.DEFERRED:
             assert plan.reason is not None
             deferrals.append(Deferral(r.id, c.event_id, plan.reason, msg))

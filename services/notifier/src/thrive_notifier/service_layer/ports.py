@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
-from thrive_shared.contracts import Envelope, EventData
+from thrive_shared.contracts import Envelope
 
 from thrive_notifier.domain.attention import DeferReason
 from thrive_notifier.domain.audience import AudienceFacts, AudienceQuery
@@ -192,7 +192,7 @@ class Repository(Protocol):
         """Count budget (person, day) for this event, reserve deliveries, defer: one write."""
         ...
 
-    async def publish(self, envelopes: Sequence[Envelope[EventData]]) -> None: ...
+    async def publish(self, envelopes: Sequence[Envelope[Any]]) -> None: ...
     async def inbox(
         self, person: str, *, unread: bool | None, first: int, after: str | None
     ) -> Page[InboxItem]: ...
