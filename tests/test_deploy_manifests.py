@@ -489,17 +489,35 @@ def test_the_gateway_has_no_database_and_no_route_to_postgres(overlay: str) -> N
 
 
 @needs_kubectl
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_leaderboard_runs_as_one_pod(overlay: str) -> None:
+    """Its boards live in memory, updated only from its own partitions: two pods in the group,
+    even briefly during a rollout, would each serve boards missing the other's commits."""
+    docs = render(overlay)
+    hpa = by_name(docs, "HorizontalPodAutoscaler")["thrive-leaderboard"]
+    assert hpa["spec"]["minReplicas"] == hpa["spec"]["maxReplicas"] == 1
+    deployment = by_name(docs, "Deployment")["thrive-leaderboard"]
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    pdb = by_name(docs, "PodDisruptionBudget")["thrive-leaderboard"]
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert "minAvailable" not in pdb["spec"]
+
+
+@needs_kubectl
 def test_overlays_differ_where_they_should() -> None:
     dev, prod = render("dev"), render("prod")
     for name, hpa in by_name(dev, "HorizontalPodAutoscaler").items():
         assert hpa["spec"]["minReplicas"] == hpa["spec"]["maxReplicas"] == 1, name
     for name, hpa in by_name(prod, "HorizontalPodAutoscaler").items():
+        if name == "thrive-leaderboard":
+            continue  # one pod: test_the_leaderboard_runs_as_one_pod
         assert hpa["spec"]["minReplicas"] == 3, name
         if name != "thrive-gateway":
             # More consumers than partitions would sit idle in the group.
             assert hpa["spec"]["maxReplicas"] == 12, name
-    for pdb in of_kind(prod, "PodDisruptionBudget"):
-        assert pdb["spec"]["minAvailable"] == 2
+    for name, pdb in by_name(prod, "PodDisruptionBudget").items():
+        if name != "thrive-leaderboard":
+            assert pdb["spec"]["minAvailable"] == 2, name
     (dev_pool,), (prod_pool,) = of_kind(dev, "KafkaNodePool"), of_kind(prod, "KafkaNodePool")
     assert dev_pool["spec"]["replicas"] == 1 and prod_pool["spec"]["replicas"] == 3
     (prod_kafka,) = of_kind(prod, "Kafka")
