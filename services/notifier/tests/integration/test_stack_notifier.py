@@ -74,6 +74,18 @@ async def ledger(n: Any, event_id: str) -> list[Any]:
     )
 
 
+async def metric(n: Any, name: str, **labels: str) -> float:
+    """A sample's value from the service's /metrics page (0 when absent)."""
+    r = await n.client.get("/metrics")
+    assert r.status_code == 200
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in r.text.splitlines():
+        head, _, value = line.rpartition(" ")
+        if head.startswith(name + "{") and all(p in head for p in want.split(",")):
+            return float(value)
+    return 0.0
+
+
 async def read_topic(bootstrap: str, topic: str, *, want: Any, timeout: float = 30) -> list[Any]:
     """Values on `topic` (from the start) until `want(values)` holds."""
     consumer = AIOKafkaConsumer(
@@ -242,6 +254,7 @@ async def test_webhook_failing_three_times_then_succeeding_delivers_once_with_on
 ):
     sink.fail_first = 3
     n = await start_notifier(max_attempts=6)
+    retries_before = await metric(n, "thrive_delivery_retries_total", channel="webhook")
     ana, bo = await n.add_people("ana", "bo")
     r = await put(
         n,
@@ -271,6 +284,9 @@ async def test_webhook_failing_three_times_then_succeeding_delivers_once_with_on
         event.id,
     )
     assert [o["outcome"] for o in outcomes] == ["retry", "retry", "retry", "delivered"]
+    # Operators see it: three retries on the webhook channel in /metrics.
+    retries = await metric(n, "thrive_delivery_retries_total", channel="webhook")
+    assert retries - retries_before == 3
 
 
 async def test_endpoint_down_for_good_is_parked_listed_and_delivered_after_retry(
