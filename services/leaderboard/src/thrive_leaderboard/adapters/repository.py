@@ -6,8 +6,9 @@ transaction, or a request's own).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import asyncpg
 
@@ -45,8 +46,9 @@ class Repository:
     APPLY = """
     INSERT INTO standing AS s (scope, "window", period, person, n, nd, d, x, m)
     SELECT u.scope, u.w, u.period, u.person, u.n, u.nd, u.d, u.x, u.m
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[],
-                $7::int[], $8::int[], $9::int[], $10::bytea[])
+    FROM unnest($1::text::text[], $2::text::text[], $3::text::text[], $4::text::text[],
+                $5::text::int[], $6::text::int[], $7::text::int[], $8::text::int[],
+                $9::text::int[], $10::bytea[])
          AS u(scope, w, period, person, n, nd, d, x, m, pk)
     WHERE NOT EXISTS (SELECT 1 FROM erased e WHERE e.person_key = u.pk)
     ORDER BY 1, 2, 3, 4
@@ -61,7 +63,7 @@ class Repository:
     # The stored days of some (helper, scope, giver) pairs.
     HELPED_DAYS = """
     SELECT h.helper, h.scope, h.giver, h.days
-    FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(helper, scope, giver)
+    FROM unnest($1::text::text[], $2::text::text[], $3::text::bigint[]) AS u(helper, scope, giver)
     JOIN helped h ON h.helper = u.helper AND h.scope = u.scope AND h.giver = u.giver
     """
     # Stores pairs' day lists. The union on conflict keeps the set exact even if another
@@ -69,7 +71,7 @@ class Repository:
     MERGE_HELPED = """
     INSERT INTO helped AS h (helper, scope, giver, days)
     SELECT u.helper, u.scope, u.giver, u.days::int[]
-    FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bytea[])
+    FROM unnest($1::text::text[], $2::text::text[], $3::text::bigint[], $4::text[], $5::bytea[])
          AS u(helper, scope, giver, days, pk)
     WHERE NOT EXISTS (SELECT 1 FROM erased e WHERE e.person_key = u.pk)
     ORDER BY 1, 2, 3
@@ -130,17 +132,19 @@ class Repository:
         if not rows:
             return []
         aggs = rows.values()
+        # Columns travel as array literals parsed by Postgres: asyncpg's array encoder
+        # checks every element's type in Python, which costs more than the upsert.
         records = await conn.fetch(
             self.APPLY,
-            [k[0] for k in rows],
-            [k[1] for k in rows],
-            [k[2] for k in rows],
-            [k[3] for k in rows],
-            [a.n for a in aggs],
-            [a.nd for a in aggs],
-            [a.d for a in aggs],
-            [a.x for a in aggs],
-            [a.m for a in aggs],
+            _texts(k[0] for k in rows),
+            _texts(k[1] for k in rows),
+            _texts(k[2] for k in rows),
+            _texts(k[3] for k in rows),
+            _ints(a.n for a in aggs),
+            _ints(a.nd for a in aggs),
+            _ints(a.d for a in aggs),
+            _ints(a.x for a in aggs),
+            _ints(a.m for a in aggs),
             [person_keys[k[3]] for k in rows],
         )
         return [_committed(r) for r in records]
@@ -152,7 +156,10 @@ class Repository:
         if not pairs:
             return {}
         records = await conn.fetch(
-            self.HELPED_DAYS, [p[0] for p in pairs], [p[1] for p in pairs], [p[2] for p in pairs]
+            self.HELPED_DAYS,
+            _texts(p[0] for p in pairs),
+            _texts(p[1] for p in pairs),
+            _ints(p[2] for p in pairs),
         )
         return {(r[0], r[1], r[2]): r[3] for r in records}
 
@@ -168,9 +175,9 @@ class Repository:
         # Ragged day lists travel as array literals: Postgres arrays are rectangular.
         await conn.execute(
             self.MERGE_HELPED,
-            [p[0] for p in pairs],
-            [p[1] for p in pairs],
-            [p[2] for p in pairs],
+            _texts(p[0] for p in pairs),
+            _texts(p[1] for p in pairs),
+            _ints(p[2] for p in pairs),
             ["{" + ",".join(map(str, days)) + "}" for days in pairs.values()],
             [person_keys[p[0]] for p in pairs],
         )
@@ -247,7 +254,25 @@ def _ident(name: str) -> str:
     return f'"{name}"'
 
 
+def _text(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _texts(values: Iterable[str]) -> str:
+    """A Postgres text[] literal (every element quoted: any person id is safe)."""
+    return "{" + ",".join(map(_text, values)) + "}"
+
+
+def _ints(values: Iterable[int]) -> str:
+    """A Postgres integer array literal."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
+@lru_cache(maxsize=65_536)
+def _board(scope: str, window: str, period: str) -> StoredBoard:
+    # Boards repeat in every batch: build each key object once.
+    return StoredBoard(scope, Window(window), period)
+
+
 def _committed(r: asyncpg.Record) -> CommittedRow:
-    return CommittedRow(
-        StoredBoard(r[0], Window(r[1]), r[2]), r[3], Counters(r[4], r[5], r[6], r[7], r[8])
-    )
+    return CommittedRow(_board(r[0], r[1], r[2]), r[3], Counters._make(r[4:9]))

@@ -39,11 +39,23 @@ class Counters(NamedTuple):
 
     def plus(self, other: Counters) -> Counters:
         """Field-wise sum."""
-        return Counters(*(a + b for a, b in zip(self, other, strict=True)))
+        return Counters(
+            self.n + other.n,
+            self.nd + other.nd,
+            self.d + other.d,
+            self.x + other.x,
+            self.m + other.m,
+        )
 
     def minus(self, other: Counters) -> Counters:
         """Field-wise difference."""
-        return Counters(*(a - b for a, b in zip(self, other, strict=True)))
+        return Counters(
+            self.n - other.n,
+            self.nd - other.nd,
+            self.d - other.d,
+            self.x - other.x,
+            self.m - other.m,
+        )
 
 
 ZERO = Counters()

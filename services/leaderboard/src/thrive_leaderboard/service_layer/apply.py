@@ -156,7 +156,7 @@ class Applier:
             for d in event_deltas:
                 deltas.append(d)
                 # The last event touching a row carries the row's final value to memory.
-                owner[(d.scope, d.window.value, d.period, d.person)] = key
+                owner[d[:4]] = key
             for pair, day in event_pairs:
                 pairs.setdefault(pair, set()).add(day)
         rows = aggregate(deltas)
@@ -170,7 +170,7 @@ class Applier:
             await self.repo.merge_helped(conn, merged, person_keys)
         committed = await self.repo.apply(conn, rows, person_keys)
         for row in committed:
-            k = (row.board.scope, row.board.window.value, row.board.period, row.person)
+            k = (row.board.scope, row.board.window, row.board.period, row.person)
             self._pending[owner[k]].append(row)
 
     async def _directory(self, conn: asyncpg.Connection, env: Envelope[Any]) -> None:

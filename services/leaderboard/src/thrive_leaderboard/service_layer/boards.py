@@ -8,6 +8,7 @@ updates committed meanwhile and replays them once the snapshot is in, so nothing
 from __future__ import annotations
 
 import asyncio
+import gc
 import heapq
 import logging
 import time
@@ -205,6 +206,10 @@ class Leaderboards:
                 else:
                     board.put(person, c)
             self._boards[key] = board
+            # A board is millions of long-lived, acyclic objects: take them out of the cycle
+            # collector's sight, or every full collection walks them all (a pause of a
+            # second at 1M people, which is the query p99). Refcounting still frees them.
+            gc.freeze()
             log.info(
                 "board loaded",
                 extra={
