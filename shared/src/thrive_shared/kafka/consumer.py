@@ -358,7 +358,7 @@ class EventConsumer:
         assert self.batch_handler is not None
         todo: list[tuple[Envelope[Any], RecordMeta]] = []
         outcomes: list[tuple[str, str, str]] = []
-        links = []
+        spans: list[trace.Span] = []
         for rec, env in events:
             key = (env.source, env.id)
             if key not in fresh:
@@ -367,27 +367,48 @@ class EventConsumer:
             fresh.discard(key)
             todo.append((env, _meta(rec)))
             outcomes.append((rec.topic, env.type, "ok"))
-            span_ctx = trace.get_current_span(context_from_headers(rec.headers)).get_span_context()
-            if span_ctx.is_valid:
-                links.append(trace.Link(span_ctx))
+            # Each event keeps its own trace: a CONSUMER span under the producer's context,
+            # spanning the batch that applied it.
+            spans.append(
+                tracer.start_span(
+                    f"{rec.topic} process",
+                    context=context_from_headers(rec.headers),
+                    kind=trace.SpanKind.CONSUMER,
+                    attributes={
+                        "messaging.system": "kafka",
+                        "messaging.destination.name": rec.topic,
+                        "messaging.message.id": env.id,
+                        "messaging.batch.message_count": len(events),
+                        "thrive.consumer": self.name,
+                    },
+                )
+            )
         if todo:
-            # One span for the batch, linked to every event's trace.
-            with tracer.start_as_current_span(
-                f"{self.name} process batch",
-                kind=trace.SpanKind.CONSUMER,
-                links=links[:128],
-                attributes={
-                    "messaging.batch.message_count": len(todo),
-                    "thrive.consumer": self.name,
-                },
-            ):
-                try:
+            # With one event, its span is current (its SQL joins its trace); with several,
+            # a batch span links them all.
+            current = (
+                spans[0]
+                if len(spans) == 1
+                else tracer.start_span(
+                    f"{self.name} process batch",
+                    kind=trace.SpanKind.INTERNAL,
+                    links=[trace.Link(sp.get_span_context()) for sp in spans[:128]],
+                    attributes={"messaging.batch.message_count": len(todo)},
+                )
+            )
+            try:
+                with trace.use_span(current, end_on_exit=False):
                     await self.batch_handler(conn, todo)
-                except TRANSIENT_ERRORS:
-                    raise
-                except Exception as exc:
-                    _raise_if_transient(exc)
-                    raise _SlowPath from exc
+            except TRANSIENT_ERRORS:
+                raise
+            except Exception as exc:
+                _raise_if_transient(exc)
+                raise _SlowPath from exc
+            finally:
+                if current not in spans:
+                    current.end()
+                for sp in spans:
+                    sp.end()
         for topic, etype, outcome in outcomes:
             metrics.EVENTS_CONSUMED.labels(self.service, topic, etype, outcome).inc()
         return todo
