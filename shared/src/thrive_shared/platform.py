@@ -188,7 +188,7 @@ def banner() -> str:
             "Thrive is running:",
             "  demo intranet page   http://127.0.0.1:8000/demo",
             "  GraphQL (GraphiQL)   http://127.0.0.1:8000/graphql",
-            "  dev token issuer     http://127.0.0.1:8000/dev-oidc/token?user=ada",
+            '  dev tokens           POST http://127.0.0.1:8000/dev-oidc/token {"username": "ada"}',
             "  internal APIs        recognition :8101  leaderboard :8102  notifier :8103",
             "  metrics              http://127.0.0.1:<port>/metrics",
             f"  logs                 {LOGS}/<service>.log",
