@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from thrive_shared.service import Runtime, ServiceSpec
 
@@ -13,7 +16,7 @@ from thrive_notifier.adapters.webhook import WebhookSender
 from thrive_notifier.domain.model import Channel
 from thrive_notifier.entrypoints import kafka as kafka_entry
 from thrive_notifier.entrypoints.http import NotifierApi
-from thrive_notifier.entrypoints.workers import delivery_loop, scheduler_loop
+from thrive_notifier.entrypoints.workers import delivery_loop, fanout_loop, scheduler_loop
 from thrive_notifier.service_layer.ports import Sender
 from thrive_notifier.settings import NotifierSettings
 
@@ -57,15 +60,33 @@ def build_spec(settings: NotifierSettings | None = None) -> ServiceSpec:
 
     async def setup(rt: Runtime) -> None:
         runtime["rt"] = rt
-        # Several members of one group (one name, so one inbox) split the partitions: a
-        # fan-out waits on the database most of the time, and they wait side by side.
+        # The consumer applies each event and queues its celebration, in the transaction
+        # of its inbox row; the fan-out workers, woken after each commit, take the queue in
+        # batches. Several members of one group (one name, so one inbox) split partitions.
+        wake = asyncio.Event()
+
+        async def woken(_applied: Sequence[Any]) -> None:
+            wake.set()
+
         for _ in range(s.consumer_instances):
             rt.add_consumer(
                 "events",
                 topics=kafka_entry.TOPICS,
                 handler=kafka_entry.make_handler(defaults=defaults),
                 group_id=s.consumer_group,
+                after_commit=woken,
             )
+
+        async def fanout(_rt: Runtime) -> None:
+            await fanout_loop(
+                uow,
+                wake=wake,
+                batch_size=s.fanout_batch_size,
+                idle_seconds=s.fanout_idle_seconds,
+            )
+
+        for n in range(s.fanout_workers):
+            rt.add_task(f"fanout-{n}", fanout)
         senders = make_senders(s)
         rt.state["senders"] = senders
 

@@ -51,6 +51,11 @@ class NotifierSettings(CommonSettings):
     smtp_sender: str = "Thrive <thrive@localhost>"
     email_enabled: bool = True
 
+    # fan-out worker: takes queued celebrations in batches
+    fanout_batch_size: int = Field(default=500, ge=1)
+    fanout_workers: int = Field(default=2, ge=1, le=16)
+    fanout_idle_seconds: float = Field(default=0.5, gt=0)
+
     # delivery worker
     max_attempts: int = Field(default=6, ge=1)
     backoff_base_seconds: float = Field(default=2.0, gt=0)

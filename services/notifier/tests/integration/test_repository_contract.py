@@ -77,22 +77,18 @@ async def test_inbox_pages_and_read_marks(uow):
 
 async def test_budget_is_counted_per_local_day_and_read_back_with_profiles(uow):
     day = NOW.date()
-    c = Celebration(event_id="e", kind=Kind.THANKS, subject="ana", title="t", occurred_at=NOW)
     async with uow() as repo:
         for n in range(2):
             await repo.commit_fanout(
-                event_id=f"e{n}",
-                spend=[("ana", day), ("bo", day + timedelta(days=1))],
+                spend=[("ana", day, f"e{n}"), ("bo", day + timedelta(days=1), f"e{n}")],
                 deliveries=[delivery(f"e{n}", "ana")],
                 deferrals=[],
                 now=NOW,
             )
         # The same event again counts nothing twice.
-        await repo.commit_fanout(
-            event_id="e1", spend=[("ana", day)], deliveries=[], deferrals=[], now=NOW
-        )
-        data = await repo.audience_data(["ana", "bo", "cy"], c, now=NOW)
-        far = await repo.audience_data(["ana"], c, now=NOW + timedelta(days=5))
+        await repo.commit_fanout(spend=[("ana", day, "e1")], deliveries=[], deferrals=[], now=NOW)
+        data = await repo.audience_data(["ana", "bo", "cy"], now=NOW)
+        far = await repo.audience_data(["ana"], now=NOW + timedelta(days=5))
     assert data.used == {("ana", day): 2, ("bo", day + timedelta(days=1)): 2}
     assert set(data.profiles) == {"ana", "bo", "cy"} and far.used == {}
 
@@ -102,7 +98,6 @@ async def test_commit_fanout_writes_deliveries_and_deferrals_once(uow):
     async with uow() as repo:
         for _ in range(2):
             created = await repo.commit_fanout(
-                event_id="e1",
                 spend=[],
                 deliveries=[delivery("e1", "ana")],
                 deferrals=[Deferral("cy", "e1", DeferReason.QUIET_HOURS, msg)],
@@ -131,15 +126,7 @@ async def test_follows_mutes_and_audience_facts(uow):
                 theme_offerers=("python",),
             )
         )
-        c = Celebration(
-            event_id="e",
-            kind=Kind.MILESTONE,
-            subject="ana",
-            title="t",
-            themes=("python",),
-            occurred_at=NOW,
-        )
-        data = await repo.audience_data(["cy", "di"], c, now=NOW)
+        data = await repo.audience_data(["cy", "di"], now=NOW)
         mutes = data.mutes
         follows = await repo.list_follows("ed", first=1, after=None)
         rest = await repo.list_follows("ed", first=5, after=follows.next_cursor)
@@ -147,7 +134,8 @@ async def test_follows_mutes_and_audience_facts(uow):
         assert not await repo.remove_follow("ed", Follow(FollowKind.THEME, "go"))
     assert facts.person_followers == {"cy"} and facts.team_followers == {"di"}
     assert facts.theme_followers == {"ed"} and facts.theme_offerers == {"ed"}
-    assert mutes["cy"] == [Mute(MuteKind.THEME, "python")] and "di" not in mutes
+    assert mutes["cy"] == [Mute(MuteKind.PERSON, "zed"), Mute(MuteKind.THEME, "python")]
+    assert "di" not in mutes
     assert [f.target for f in follows.items + rest.items] == ["go", "python"]
 
 
@@ -277,3 +265,26 @@ async def test_publish_goes_through_the_outbox(uow, request):
             assert await repo.conn.fetchval("SELECT count(*) FROM outbox") == 1
     else:
         assert len(uow.store.published) == 1
+
+
+async def test_queued_celebrations_come_out_once_in_order(uow):
+    cs = [
+        Celebration(
+            event_id=f"e{n}",
+            kind=Kind.MILESTONE,
+            subject="ana",
+            title="T",
+            team="blue",
+            themes=("python",),
+            large=True,
+            occurred_at=NOW,
+            message="m",
+        )
+        for n in range(3)
+    ]
+    async with uow() as repo:
+        await repo.enqueue_celebrations(cs)
+        first = await repo.take_celebrations(limit=2)
+        rest = await repo.take_celebrations(limit=10)
+        none = await repo.take_celebrations(limit=10)
+    assert first + rest == cs and none == []

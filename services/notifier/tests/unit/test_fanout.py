@@ -15,7 +15,7 @@ from thrive_notifier.domain.model import (
     Preferences,
 )
 from thrive_notifier.service_layer.handlers import handle_event
-from thrive_notifier.service_layer.schedule import send_digests, send_reminders
+from thrive_notifier.service_layer.schedule import fan_out_pending, send_digests, send_reminders
 from thrive_shared.contracts import (
     AskStatus,
     AskStatusChanged,
@@ -41,9 +41,12 @@ def uow():
 
 
 async def apply(uow, data, *, now=NOW, id=None):
+    """Consume one event, then let the fan-out worker take the queue (as the service does)."""
     env = make_event(data, source="thrive/recognition", id=id)
     async with uow() as repo:
-        return await handle_event(repo, env, now=now), env
+        await handle_event(repo, env, now=now)
+    _taken, result = await fan_out_pending(uow, clock=lambda: now)
+    return result, env
 
 
 async def person(uow, p, *, team="blue", tz="UTC", name=None):
@@ -267,3 +270,22 @@ async def test_erasure_forgets_preferences_inbox_and_ledger_personal_fields(uow)
     # A replayed directory event cannot bring the person back.
     await person(uow, "ana")
     assert "ana" not in s.people
+
+
+async def test_a_batch_shares_budget_and_delivers_a_repeated_event_once(uow):
+    await person(uow, "ana")
+    async with uow() as repo:
+        await repo.put_preferences("ana", Preferences(daily_budget=3))
+        for n in range(5):
+            env = make_event(
+                HelpReceived(thanks_id=f"t{n}", giver=f"g{n}", helper="ana", given_at=NOW),
+                source="thrive/recognition",
+                id="dup" if n == 4 else None,
+            )
+            await handle_event(repo, env, now=NOW)
+        await handle_event(repo, env, now=NOW)  # the same event queued twice
+    taken, result = await fan_out_pending(uow, clock=lambda: NOW)
+    assert taken == 6
+    assert len(inbox_of(uow, "ana")) == 3  # the budget holds across one batch
+    waiting = [i for i in uow.store.digest_items.values() if i.person == "ana"]
+    assert len(waiting) == 2 and result.delivered["in_app"] == 3

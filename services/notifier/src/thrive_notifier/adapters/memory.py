@@ -105,6 +105,7 @@ class MemoryStore:
     asks: dict[str, dict[str, Any]] = field(default_factory=dict)
     budget: dict[tuple[str, date], int] = field(default_factory=dict)
     spent: set[tuple[str, date, str]] = field(default_factory=set)
+    queue: list[Celebration] = field(default_factory=list)
     teams: dict[str, str] = field(default_factory=dict)
     deliveries: dict[int, _Delivery] = field(default_factory=dict)
     ledger: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
@@ -258,29 +259,15 @@ class InMemoryRepository:
             theme_offerers=frozenset(p for (p, t) in self.s.offers if t in q.theme_offerers),
         )
 
-    async def audience_data(
-        self, persons: Iterable[str], c: Celebration, *, now: datetime
-    ) -> AudienceData:
+    async def audience_data(self, persons: Iterable[str], *, now: datetime) -> AudienceData:
         profiles = await self.profiles(persons)
-        mutes = await self._mutes_covering(list(profiles), c)
+        mutes: dict[str, list[Mute]] = {}
+        for p, m in sorted(self.s.mutes, key=lambda pm: (pm[0], pm[1].kind, pm[1].target)):
+            if p in profiles:
+                mutes.setdefault(p, []).append(m)
         days = {now.date() + timedelta(days=d) for d in (-1, 0, 1)}
         used = {k: v for k, v in self.s.budget.items() if k[0] in profiles and k[1] in days}
         return AudienceData(profiles, mutes, used)
-
-    async def _mutes_covering(
-        self, persons: Sequence[str], c: Celebration
-    ) -> dict[str, list[Mute]]:
-        ps = set(persons)
-        out: dict[str, list[Mute]] = {}
-        for p, m in self.s.mutes:
-            covers = (
-                (m.kind is MuteKind.PERSON and m.target in c.involved)
-                or (m.kind is MuteKind.THEME and m.target in c.themes)
-                or (m.kind is MuteKind.KIND and m.target == c.kind.value)
-            )
-            if p in ps and covers:
-                out.setdefault(p, []).append(m)
-        return out
 
     async def team_channels(self, teams: Iterable[str]) -> dict[str, str]:
         return {t: self.s.teams[t] for t in teams if t in self.s.teams}
@@ -330,18 +317,24 @@ class InMemoryRepository:
     async def commit_fanout(
         self,
         *,
-        event_id: str,
-        spend: Sequence[tuple[str, date]],
+        spend: Sequence[tuple[str, date, str]],
         deliveries: Sequence[NewDelivery],
         deferrals: Sequence[Deferral],
         now: datetime,
     ) -> list[tuple[NewDelivery, int]]:
-        for person, day in spend:
+        for person, day, event_id in spend:
             if (person, day, event_id) not in self.s.spent:
                 self.s.spent.add((person, day, event_id))
                 self.s.budget[(person, day)] = self.s.budget.get((person, day), 0) + 1
         await self.defer(deferrals, now=now)
         return await self.reserve(deliveries, now=now)
+
+    async def enqueue_celebrations(self, cs: Sequence[Celebration]) -> None:
+        self.s.queue.extend(cs)
+
+    async def take_celebrations(self, *, limit: int) -> list[Celebration]:
+        taken, self.s.queue = self.s.queue[:limit], self.s.queue[limit:]
+        return taken
 
     async def prune_budget(self, before: date) -> None:
         self.s.budget = {k: v for k, v in self.s.budget.items() if k[1] >= before}

@@ -103,20 +103,23 @@ class SQL:
         LEFT JOIN person pe ON pe.person = u.p
         LEFT JOIN preferences pr ON pr.person = u.p
     """
-    # PROFILES plus the mutes that cover this celebration and the budget use around $5 (a
-    # UTC date; each person's local day is within a day of it): one round trip per event.
+    # PROFILES plus each person's mutes and budget use around $2 (a UTC date; everyone's
+    # local day is within a day of it): one round trip for a whole batch of celebrations.
     AUDIENCE_DATA = PROFILES.replace(
         "AS erased",
         """AS erased,
-               ARRAY(SELECT m.kind || ':' || m.target FROM mute m
-                     WHERE m.person = u.p AND (
-                        (m.kind = 'person' AND m.target = ANY($2::text[]))
-                        OR (m.kind = 'theme' AND m.target = ANY($3::text[]))
-                        OR (m.kind = 'kind' AND m.target = $4))) AS mutes,
+               ARRAY(SELECT m.kind || ':' || m.target FROM mute m WHERE m.person = u.p
+                     ORDER BY m.kind, m.target) AS mutes,
                ARRAY(SELECT b.day::text || '=' || count(*) FROM budget_spend b
-                     WHERE b.person = u.p AND b.day BETWEEN $5::date - 1 AND $5::date + 1
+                     WHERE b.person = u.p AND b.day BETWEEN $2::date - 1 AND $2::date + 1
                      GROUP BY b.day) AS used""",
     )
+    ENQUEUE = "INSERT INTO fanout_queue (celebration) SELECT c::jsonb FROM unnest($1::text[]) AS c"
+    TAKE_QUEUED = """
+        DELETE FROM fanout_queue WHERE id IN (
+            SELECT id FROM fanout_queue ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+        RETURNING id, celebration
+    """
     GET_PREFERENCES = "SELECT * FROM preferences WHERE person = $1"
     PUT_PREFERENCES = """
         INSERT INTO preferences (person, daily_budget, quiet_start, quiet_end, timezone, channels,
@@ -230,7 +233,7 @@ class SQL:
         (
             """WITH spend AS (
             INSERT INTO budget_spend (person, day, event_id)
-            SELECT p, d, $13 FROM unnest($11::text[], $12::date[]) AS s(p, d)
+            SELECT p, d, e FROM unnest($11::text[], $12::date[], $13::text[]) AS s(p, d, e)
             ON CONFLICT DO NOTHING
             RETURNING 1
         ), deferred AS (
@@ -369,16 +372,9 @@ class PostgresRepository:
         rows = await self.conn.fetch(SQL.PROFILES, list(set(persons)))
         return {r["person"]: self._profile(r) for r in rows if not r["erased"]}
 
-    async def audience_data(
-        self, persons: Iterable[str], c: Celebration, *, now: datetime
-    ) -> AudienceData:
+    async def audience_data(self, persons: Iterable[str], *, now: datetime) -> AudienceData:
         rows = await self.conn.fetch(
-            SQL.AUDIENCE_DATA,
-            list(set(persons)),
-            sorted(c.involved),
-            list(c.themes),
-            c.kind.value,
-            now.astimezone(UTC).date(),
+            SQL.AUDIENCE_DATA, list(set(persons)), now.astimezone(UTC).date()
         )
         profiles: dict[str, Profile] = {}
         mutes: dict[str, list[Mute]] = {}
@@ -532,6 +528,13 @@ class PostgresRepository:
         await self.conn.execute(SQL.MARK_REMINDED, ask_id, at)
 
     # attention --------------------------------------------------------------------------
+    async def enqueue_celebrations(self, cs: Sequence[Celebration]) -> None:
+        await self.conn.execute(SQL.ENQUEUE, [orjson.dumps(c.to_dict()).decode() for c in cs])
+
+    async def take_celebrations(self, *, limit: int) -> list[Celebration]:
+        rows = await self.conn.fetch(SQL.TAKE_QUEUED, limit)
+        return [Celebration.from_dict(r["celebration"]) for r in sorted(rows, key=lambda r: r[0])]
+
     async def prune_budget(self, before: date) -> None:
         await self.conn.execute(SQL.PRUNE_BUDGET, before)
 
@@ -546,8 +549,7 @@ class PostgresRepository:
     async def commit_fanout(
         self,
         *,
-        event_id: str,
-        spend: Sequence[tuple[str, date]],
+        spend: Sequence[tuple[str, date, str]],
         deliveries: Sequence[NewDelivery],
         deferrals: Sequence[Deferral],
         now: datetime,
@@ -559,7 +561,7 @@ class PostgresRepository:
             now,
             [s[0] for s in spend],
             [s[1] for s in spend],
-            event_id,
+            [s[2] for s in spend],
             *self._deferral_args(deferrals),
         )
         return [(by_key[r["idempotency_key"]], r["id"]) for r in rows]

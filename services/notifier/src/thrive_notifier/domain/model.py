@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time
 from enum import StrEnum
 from functools import cached_property
+from typing import Any
 
 from thrive_shared.contracts import Channel
 
@@ -133,6 +134,41 @@ class Celebration:
     def involved(self) -> frozenset[str]:
         """People this celebration is about; a mute on any of them silences it."""
         return frozenset(p for p in (self.subject, self.actor) if p)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, for the fan-out queue."""
+        return {
+            "event_id": self.event_id,
+            "kind": self.kind.value,
+            "subject": self.subject,
+            "title": self.title,
+            "occurred_at": self.occurred_at.isoformat(),
+            "actor": self.actor,
+            "team": self.team,
+            "themes": list(self.themes),
+            "large": self.large,
+            "private": self.private,
+            "message": self.message,
+            "url": self.url,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Celebration:
+        """Inverse of to_dict."""
+        return cls(
+            event_id=d["event_id"],
+            kind=Kind(d["kind"]),
+            subject=d["subject"],
+            title=d["title"],
+            occurred_at=datetime.fromisoformat(d["occurred_at"]),
+            actor=d.get("actor"),
+            team=d.get("team"),
+            themes=tuple(d.get("themes") or ()),
+            large=bool(d.get("large")),
+            private=bool(d.get("private")),
+            message=d.get("message") or "",
+            url=d.get("url"),
+        )
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,7 @@ from thrive_notifier.domain.retry import RetryPolicy
 from thrive_notifier.entrypoints.kafka import observe
 from thrive_notifier.service_layer.delivery import BatchReport, deliver_batch
 from thrive_notifier.service_layer.ports import Sender, UnitOfWork
-from thrive_notifier.service_layer.schedule import send_digests, send_reminders
+from thrive_notifier.service_layer.schedule import fan_out_pending, send_digests, send_reminders
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,24 @@ async def delivery_loop(
         observe_batch(report)
         if report.claimed < batch_size:
             await asyncio.sleep(poll_seconds)
+
+
+async def fanout_loop(
+    uow: UnitOfWork,
+    *,
+    wake: asyncio.Event,
+    batch_size: int,
+    idle_seconds: float,
+    clock: Callable[[], datetime] = utcnow,
+) -> None:
+    """Fan out queued celebrations in batches; between batches wait to be woken by the consumer."""
+    while True:
+        wake.clear()
+        taken, result = await fan_out_pending(uow, clock=clock, limit=batch_size)
+        observe(result)
+        if taken < batch_size:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), idle_seconds)
 
 
 async def scheduler_loop(

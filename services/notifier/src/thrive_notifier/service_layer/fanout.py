@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -11,7 +12,6 @@ from thrive_shared.contracts import CelebrationDelivered, Envelope
 from thrive_notifier.domain.attention import (
     DeferReason,
     Mode,
-    Plan,
     deferred,
     live_channels,
     local_day,
@@ -32,7 +32,7 @@ from thrive_notifier.domain.model import (
     Recipient,
     RecipientKind,
 )
-from thrive_notifier.service_layer.ports import Deferral, NewDelivery, Repository
+from thrive_notifier.service_layer.ports import AudienceData, Deferral, NewDelivery, Repository
 
 SOURCE = "thrive/notifier"
 
@@ -111,82 +111,109 @@ async def announce(
 
 async def celebrate(repo: Repository, c: Celebration, *, now: datetime) -> FanOutResult:
     """Deliver one celebration to its audience, live where attention allows, else to digests."""
+    return await celebrate_many(repo, [c], now=now)
+
+
+async def celebrate_many(
+    repo: Repository, cs: Sequence[Celebration], *, now: datetime
+) -> FanOutResult:
+    """Fan out a batch of celebrations with one read and one write for all of them."""
     result = FanOutResult()
-    query = audience_query(c)
-    facts = AudienceFacts() if query.is_empty else await repo.audience_facts(query)
-    cands = candidates(c, facts)
-    wanted = {r.id for r in cands if r.kind is RecipientKind.PERSON} | c.involved
-    data = await repo.audience_data(wanted, c, now=now)
-    profiles = data.profiles
-    audience = resolve_audience(c, facts, data.mutes)
-    people = [r for r in audience if r.kind is RecipientKind.PERSON]
-    teams = [r for r in audience if r.kind is RecipientKind.TEAM]
-    names = {p: prof.name for p, prof in profiles.items() if prof.name}
-
-    plans: dict[str, Plan] = {}
-    for r in people:
-        prof = profiles.get(r.id)
-        if prof is None or not prof.active:
-            result.skipped += 1
-            continue
-        plans[r.id] = plan_for(c.kind, prof, now)
-
-    # Budget: what this person already had today (their local day), read above with the
-    # profiles. Exact within one consumer; consumers on other partitions may each grant the
-    # last slot at the same moment (a ping over), the price of never locking budget rows
-    # across whole batches (no waits, no deadlocks).
-    spend: list[tuple[str, date]] = []
-    for p, plan in plans.items():
-        if plan.mode is not Mode.LIVE:
-            continue
-        prefs = profiles[p].preferences
-        day = local_day(now, profiles[p].effective_timezone)
-        if data.used.get((p, day), 0) < prefs.daily_budget:
-            spend.append((p, day))
-        else:
-            plans[p] = deferred(prefs, DeferReason.BUDGET)
-
-    deliveries: list[NewDelivery] = []
-    deferrals: list[Deferral] = []
-    others: Message | None = None
-    for r in people:
-        maybe = plans.get(r.id)
-        if maybe is None:
-            continue
-        plan, prof = maybe, profiles[r.id]
-        if r.id == c.subject:
-            msg = compose(c, r, names)
-        else:  # everyone else is told the same thing: word it once
-            others = others or compose(c, r, names)
-            msg = others
-        if plan.mode is Mode.DEFERRED:
-            assert plan.reason is not None
-            deferrals.append(Deferral(r.id, c.event_id, plan.reason, msg))
-            result.deferred[plan.reason.value] += 1
-            continue
-        if plan.reason is not None:
-            result.deferred[plan.reason.value] += 1
-        channels = live_channels(prof) if plan.mode is Mode.LIVE else [Channel.IN_APP]
-        deliveries += _deliveries(
-            c, r, msg, channels, quiet=plan.mode is Mode.QUIET, team=prof.team
-        )
-
-    if teams:
-        urls = await repo.team_channels(t.id for t in teams)
-        for t in teams:
-            if t.id in urls:
-                deliveries += _deliveries(
-                    c, t, compose(c, t, names), [Channel.WEBHOOK], quiet=False, team=t.id
-                )
-
+    if not cs:
+        return result
+    facts: dict[str, AudienceFacts] = {}
+    for c in cs:  # follower lookups: only large milestones and asks need one
+        query = audience_query(c)
+        facts[c.event_id] = AudienceFacts() if query.is_empty else await repo.audience_facts(query)
+    cands = {c.event_id: candidates(c, facts[c.event_id]) for c in cs}
+    wanted: set[str] = set()
+    teams: set[str] = set()
+    for c in cs:
+        wanted |= c.involved
+        for r in cands[c.event_id]:
+            (wanted if r.kind is RecipientKind.PERSON else teams).add(r.id)
+    data = await repo.audience_data(wanted, now=now)
+    urls = await repo.team_channels(teams) if teams else {}
+    batch = _Batch(data=data, urls=urls, now=now, used=dict(data.used), result=result)
+    for c in cs:
+        batch.plan(c, facts[c.event_id])
     created = await repo.commit_fanout(
-        event_id=c.event_id, spend=spend, deliveries=deliveries, deferrals=deferrals, now=now
+        spend=batch.spend,
+        deliveries=batch.unique_deliveries(),
+        deferrals=batch.deferrals,
+        now=now,
     )
     await announce(repo, created, now=now)
     for d, _id in created:
         bucket = result.delivered if d.state is DeliveryState.DELIVERED else result.reserved
         bucket[d.key.channel.value] += 1
     return result
+
+
+@dataclass
+class _Batch:
+    """What a batch of celebrations will write, decided one celebration at a time."""
+
+    data: AudienceData
+    urls: dict[str, str]
+    now: datetime
+    used: dict[tuple[str, date], int]  # budget use, including what this batch granted
+    result: FanOutResult
+    spend: list[tuple[str, date, str]] = field(default_factory=list)
+    deliveries: list[NewDelivery] = field(default_factory=list)
+    deferrals: list[Deferral] = field(default_factory=list)
+
+    def unique_deliveries(self) -> list[NewDelivery]:
+        """One per ledger key (the same event twice in a batch delivers once)."""
+        seen: dict[str, NewDelivery] = {}
+        for d in self.deliveries:
+            seen.setdefault(d.key.idempotency_key, d)
+        return list(seen.values())
+
+    def plan(self, c: Celebration, facts: AudienceFacts) -> None:
+        profiles, now, result = self.data.profiles, self.now, self.result
+        audience = resolve_audience(c, facts, self.data.mutes)
+        names = {p: profiles[p].name or p for p in c.involved if p in profiles}
+        others: Message | None = None
+        for r in audience:
+            if r.kind is RecipientKind.TEAM:
+                if r.id in self.urls:
+                    msg = compose(c, r, names)
+                    self.deliveries += _deliveries(
+                        c, r, msg, [Channel.WEBHOOK], quiet=False, team=r.id
+                    )
+                continue
+            prof = profiles.get(r.id)
+            if prof is None or not prof.active:
+                result.skipped += 1
+                continue
+            plan = plan_for(c.kind, prof, now)
+            if plan.mode is Mode.LIVE:
+                # Budget: today's use (the person's local day) read with the profiles, plus
+                # what this batch granted. Exact within one worker; two workers may each
+                # grant the last slot at the same moment (a ping over), the price of never
+                # locking budget rows across batches (no waits, no deadlocks).
+                day = local_day(now, prof.effective_timezone)
+                if self.used.get((r.id, day), 0) < prof.preferences.daily_budget:
+                    self.used[(r.id, day)] = self.used.get((r.id, day), 0) + 1
+                    self.spend.append((r.id, day, c.event_id))
+                else:
+                    plan = deferred(prof.preferences, DeferReason.BUDGET)
+            if r.id == c.subject:
+                msg = compose(c, r, names)
+            else:  # everyone else is told the same thing: word it once
+                others = others or compose(c, r, names)
+                msg = others
+            if plan.reason is not None:
+                result.deferred[plan.reason.value] += 1
+            if plan.mode is Mode.DEFERRED:
+                assert plan.reason is not None
+                self.deferrals.append(Deferral(r.id, c.event_id, plan.reason, msg))
+                continue
+            channels = live_channels(prof) if plan.mode is Mode.LIVE else [Channel.IN_APP]
+            self.deliveries += _deliveries(
+                c, r, msg, channels, quiet=plan.mode is Mode.QUIET, team=prof.team
+            )
 
 
 def _deliveries(

@@ -22,7 +22,7 @@ from thrive_shared.contracts import (
 )
 
 from thrive_notifier.domain.model import Celebration, Kind
-from thrive_notifier.service_layer.fanout import FanOutResult, celebrate
+from thrive_notifier.service_layer.fanout import FanOutResult
 from thrive_notifier.service_layer.ports import PersonRecord, Repository
 
 
@@ -46,7 +46,8 @@ async def on_help_received(
         private=data.visibility is Visibility.PRIVATE,
         occurred_at=data.given_at,
     )
-    return await celebrate(repo, c, now=now)
+    await repo.enqueue_celebrations([c])
+    return FanOutResult()
 
 
 async def on_milestone_reached(
@@ -67,7 +68,8 @@ async def on_milestone_reached(
         large=data.size is CelebrationSize.LARGE,
         occurred_at=data.reached_at,
     )
-    return await celebrate(repo, c, now=now)
+    await repo.enqueue_celebrations([c])
+    return FanOutResult()
 
 
 async def on_help_requested(
@@ -84,7 +86,8 @@ async def on_help_requested(
         themes=tuple(data.themes),
         occurred_at=now,
     )
-    return await celebrate(repo, c, now=now)
+    await repo.enqueue_celebrations([c])
+    return FanOutResult()
 
 
 async def on_help_offered(

@@ -62,7 +62,7 @@ class AudienceData:
     """What a fan-out reads in one round trip about its candidate recipients."""
 
     profiles: dict[str, Profile]  # known or defaulted; erased people are absent
-    mutes: dict[str, list[Mute]]  # only mutes that cover the celebration
+    mutes: dict[str, list[Mute]]
     used: dict[tuple[str, date], int]  # live pings already counted, days around now
 
 
@@ -149,10 +149,8 @@ class Repository(Protocol):
     async def remove_mute(self, person: str, mute: Mute) -> bool: ...
     async def list_mutes(self, person: str, *, first: int, after: str | None) -> Page[Mute]: ...
     async def audience_facts(self, q: AudienceQuery) -> AudienceFacts: ...
-    async def audience_data(
-        self, persons: Iterable[str], c: Celebration, *, now: datetime
-    ) -> AudienceData:
-        """Profiles, covering mutes and today's budget use of these people, in one read."""
+    async def audience_data(self, persons: Iterable[str], *, now: datetime) -> AudienceData:
+        """Profiles, mutes and recent budget use of these people, in one read."""
         ...
 
     async def team_channels(self, teams: Iterable[str]) -> dict[str, str]: ...
@@ -183,13 +181,20 @@ class Repository(Protocol):
     async def commit_fanout(
         self,
         *,
-        event_id: str,
-        spend: Sequence[tuple[str, date]],
+        spend: Sequence[tuple[str, date, str]],
         deliveries: Sequence[NewDelivery],
         deferrals: Sequence[Deferral],
         now: datetime,
     ) -> list[tuple[NewDelivery, int]]:
-        """Count budget (person, day) for this event, reserve deliveries, defer: one write."""
+        """Count budget (person, day, event), reserve deliveries, defer: one write."""
+        ...
+
+    async def enqueue_celebrations(self, cs: Sequence[Celebration]) -> None:
+        """Queue celebrations for the fan-out worker (in the caller's transaction)."""
+        ...
+
+    async def take_celebrations(self, *, limit: int) -> list[Celebration]:
+        """Remove and return the oldest queued celebrations no other worker holds."""
         ...
 
     async def publish(self, envelopes: Sequence[Envelope[Any]]) -> None: ...

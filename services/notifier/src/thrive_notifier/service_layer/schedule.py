@@ -17,7 +17,7 @@ from thrive_notifier.domain.model import (
     Recipient,
     RecipientKind,
 )
-from thrive_notifier.service_layer.fanout import FanOutResult, celebrate, write_deliveries
+from thrive_notifier.service_layer.fanout import FanOutResult, celebrate_many, write_deliveries
 from thrive_notifier.service_layer.ports import NewDelivery, UnitOfWork
 
 
@@ -86,8 +86,8 @@ async def send_reminders(
     now = clock()
     async with uow() as repo:
         due = await repo.due_reminders(resolved_before=now - after, limit=batch)
-        for r in due:
-            c = Celebration(
+        reminders = [
+            Celebration(
                 event_id=f"reminder:{r.ask_id}",
                 kind=Kind.REMINDER,
                 subject=r.asker,
@@ -95,6 +95,18 @@ async def send_reminders(
                 title=r.title,
                 occurred_at=now,
             )
-            total.merge(await celebrate(repo, c, now=now))
+            for r in due
+        ]
+        total.merge(await celebrate_many(repo, reminders, now=now))
+        for r in due:
             await repo.mark_reminded(r.ask_id, now)
     return total
+
+
+async def fan_out_pending(
+    uow: UnitOfWork, *, clock: Callable[[], datetime], limit: int = 500
+) -> tuple[int, FanOutResult]:
+    """Take up to `limit` queued celebrations and fan them out, in one transaction."""
+    async with uow() as repo:
+        cs = await repo.take_celebrations(limit=limit)
+        return len(cs), await celebrate_many(repo, cs, now=clock())
