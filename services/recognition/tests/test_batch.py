@@ -11,7 +11,13 @@ from thrive_recognition.domain.milestones import RuleBook
 from thrive_recognition.domain.periods import Period
 from thrive_recognition.service_layer import handlers
 from thrive_recognition.service_layer.handlers import ExternalEvent, Policies
-from thrive_shared.contracts import ExternalHelp, HelpReceived, IngestKind, MilestoneReached
+from thrive_shared.contracts import (
+    ExternalHelp,
+    HelpReceived,
+    IngestKind,
+    MilestoneReached,
+    parse_for_topic,
+)
 
 from .conftest import NOW, make_uow
 
@@ -89,3 +95,16 @@ async def test_batch_and_one_by_one_reach_the_same_state(policies) -> None:
     assert [e.discounted for e in one.events(HelpReceived)] == [
         e.discounted for e in many.events(HelpReceived)
     ]
+
+
+async def test_published_events_are_valid_contract_events(uow, policies) -> None:
+    # HelpReceived is built without re-validation on the hot path: it must still be
+    # exactly what the contract parses, field for field.
+    events = [ev(i, h, g, minutes=i) for i, (h, g) in enumerate([("ada", "cy"), ("bob", "ada")])]
+    await handlers.ingest_external_many(uow, events, policies=policies, now=NOW)
+    kinds = {type(e.data) for e in uow.published}
+    assert HelpReceived in kinds and MilestoneReached in kinds
+    for env in uow.published:
+        parsed = parse_for_topic(env.data.TOPIC, env.to_json())
+        assert parsed == env
+        assert parsed.subject == env.data.partition_key()

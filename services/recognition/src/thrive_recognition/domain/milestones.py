@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -195,31 +196,32 @@ class RuleBook:
     def reached(self, progress: Progress) -> list[Reached]:
         """The levels this progress update reached (crossed now, for metrics with a floor)."""
         out: list[Reached] = []
-        counts = progress.counts
+        counts, changed, floors = progress.counts, progress.changed, progress.floors
         for rule in self.rules:
-            if rule.metric not in progress.changed:
+            if rule.metric not in changed:
                 continue
             if rule.kind is RuleKind.THEME_MASTERY:
                 for theme, value in sorted(progress.themes.items()):
                     if rule.themes and theme not in rule.themes:
                         continue
                     floor = progress.theme_floors.get(theme, 0)
-                    out.extend(
-                        Reached(rule=rule, scope=theme, level=lv)
-                        for lv in rule.levels
-                        if floor < lv.threshold <= value
-                    )
+                    for lv in rule.levels:  # thresholds increase: stop at the first above
+                        if lv.threshold > value:
+                            break
+                        if lv.threshold > floor:
+                            out.append(Reached(rule=rule, scope=theme, level=lv))
                 continue
             value = int(getattr(counts, rule.metric))
-            floor = progress.floors.get(rule.metric, 0)
-            out.extend(
-                Reached(rule=rule, scope="", level=lv)
-                for lv in rule.levels
-                if floor < lv.threshold <= value
-            )
+            floor = floors.get(rule.metric, 0)
+            for lv in rule.levels:
+                if lv.threshold > value:
+                    break
+                if lv.threshold > floor:
+                    out.append(Reached(rule=rule, scope="", level=lv))
         return out
 
 
+@lru_cache(maxsize=4096)
 def render_title(level: Level, *, scope: str) -> str:
     """A level's title with `{n}` (threshold) and `{theme}` filled in."""
     return level.title.replace("{n}", str(level.threshold)).replace("{theme}", scope or "")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 
 from thrive_recognition.domain.model import Counts, Progress, ProgressUpdate
@@ -11,12 +11,16 @@ from thrive_recognition.domain.model import Counts, Progress, ProgressUpdate
 COUNTERS = ("thanks_received", "thanks_given", "asks", "offers")
 
 
-@dataclass
+def _zero_counters() -> dict[str, int]:
+    return {"thanks_received": 0, "thanks_given": 0, "asks": 0, "offers": 0}
+
+
+@dataclass(slots=True)
 class PersonDelta:
     """Everything a batch of acts adds to one person."""
 
     person: str
-    counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
+    counters: dict[str, int] = field(default_factory=_zero_counters)
     helped_people: dict[str, None] = field(default_factory=dict)  # ordered set
     helped_teams: dict[str, None] = field(default_factory=dict)
     weeks: dict[date, None] = field(default_factory=dict)
@@ -25,19 +29,31 @@ class PersonDelta:
 
 def fold(updates: Iterable[ProgressUpdate]) -> dict[str, PersonDelta]:
     """One delta per person, in the order people first appear."""
+    # Hot path (twice per ingested event): plain attribute reads, no per-update dicts.
     out: dict[str, PersonDelta] = {}
     for u in updates:
-        d = out.get(u.person) or out.setdefault(u.person, PersonDelta(u.person))
-        for name, inc in u.counters().items():
-            d.counters[name] += inc
+        d = out.get(u.person)
+        if d is None:
+            d = out[u.person] = PersonDelta(u.person)
+        c = d.counters
+        if u.thanks_received:
+            c["thanks_received"] += u.thanks_received
+        if u.thanks_given:
+            c["thanks_given"] += u.thanks_given
+        if u.asks:
+            c["asks"] += u.asks
+        if u.offers:
+            c["offers"] += u.offers
         if u.helped_person:
             d.helped_people[u.helped_person] = None
         if u.helped_team:
             d.helped_teams[u.helped_team] = None
         if u.help_week:
             d.weeks[u.help_week] = None
-        for theme in dict.fromkeys(u.themes):
-            d.themes[theme] = d.themes.get(theme, 0) + 1
+        if u.themes:
+            themes = d.themes
+            for theme in u.themes if len(u.themes) < 2 else dict.fromkeys(u.themes):
+                themes[theme] = themes.get(theme, 0) + 1
     return out
 
 
@@ -67,7 +83,18 @@ def result(
     if new_week_runs:
         changed.add("streak_weeks")
         # Rules see the longest run a new week belongs to (a late event may extend an old run).
-        snapshot = replace(counts, streak_weeks=max(new_week_runs))
+        # (A hand copy: dataclasses.replace costs more than the whole rule evaluation.)
+        snapshot = Counts(
+            thanks_received=counts.thanks_received,
+            thanks_given=counts.thanks_given,
+            asks=counts.asks,
+            offers=counts.offers,
+            people_helped=counts.people_helped,
+            teams_helped=counts.teams_helped,
+            streak_weeks=max(new_week_runs),
+            longest_streak=counts.longest_streak,
+            last_help_week=counts.last_help_week,
+        )
     if themes:
         changed.add("themes")
     return Progress(

@@ -6,13 +6,14 @@ import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from thrive_shared.contracts import (
     AskSize,
     AskStatus,
     AskStatusChanged,
     CelebrationSize,
+    Envelope,
     EventData,
     ExternalHelp,
     HelpOffered,
@@ -24,6 +25,7 @@ from thrive_shared.contracts import (
     Visibility,
     make_event,
 )
+from thrive_shared.contracts.envelope import SPECVERSION, envelope_type
 
 from thrive_recognition.domain import allowance as allowance_rules
 from thrive_recognition.domain import rings
@@ -59,7 +61,7 @@ from thrive_recognition.domain.model import (
     ProgressUpdate,
     Thanks,
 )
-from thrive_recognition.domain.periods import is_known_zone, week_start, zone
+from thrive_recognition.domain.periods import is_known_zone, zone
 from thrive_recognition.domain.rings import RingPolicy
 from thrive_recognition.service_layer.unit_of_work import UnitOfWork
 
@@ -101,6 +103,45 @@ def utcnow() -> datetime:
 
 async def _publish(uow: UnitOfWork, data: EventData, *, policies: Policies) -> None:
     await uow.publish(make_event(data, source=policies.source))
+
+
+_HELP_RECEIVED_ENVELOPE = envelope_type(HelpReceived)
+
+
+def _help_received_event(t: Thanks, *, source: str, at: datetime) -> Envelope[HelpReceived]:
+    """The HelpReceived envelope of a stored thanks, built without re-validation.
+
+    Every value already passed the same contract types on the way in (people and teams
+    from the directory events, message and themes from the command or ExternalHelp), and
+    this runs once per ingested event, where validation would cost more than the SQL.
+    Tests parse these back as the contract.
+    """
+    data = HelpReceived.model_construct(
+        thanks_id=t.id,
+        giver=t.giver,
+        helper=t.helper,
+        giver_team=t.giver_team,
+        helper_team=t.helper_team,
+        message=t.message,
+        themes=list(t.themes),
+        ask_id=t.ask_id,
+        offer_id=t.offer_id,
+        visibility=t.visibility,
+        discounted=t.discounted,
+        origin=t.origin,
+        given_at=t.given_at,
+    )
+    return _HELP_RECEIVED_ENVELOPE.model_construct(
+        specversion=SPECVERSION,
+        id=str(uuid.uuid4()),
+        source=source,
+        type=HelpReceived.TYPE,
+        time=at,
+        subject=t.helper,
+        datacontenttype="application/json",
+        schemaversion=HelpReceived.SCHEMA_VERSION,
+        data=data,
+    )
 
 
 def _require(people: Mapping[str, Person], person_id: str, *, field: str) -> Person:
@@ -529,6 +570,8 @@ async def record_thanks(
     out: list[Thanks] = []
     updates: list[ProgressUpdate] = []
     teams: dict[str, str | None] = {}
+    publish, source, stamp = uow.publish, policies.source, utcnow()
+    weeks: dict[tuple[str, date], date] = {}  # (timezone, local day) -> Monday, per batch
     for d, t in zip(drafts, made, strict=True):
         if t.id not in inserted:
             # The same external event was recorded before: its thanks stands, once.
@@ -538,37 +581,25 @@ async def record_thanks(
             out.append(existing)
             continue
         out.append(t)
-        await _publish(
-            uow,
-            HelpReceived(
-                thanks_id=t.id,
-                giver=t.giver,
-                helper=t.helper,
-                giver_team=t.giver_team,
-                helper_team=t.helper_team,
-                message=t.message,
-                themes=list(t.themes),
-                ask_id=t.ask_id,
-                offer_id=t.offer_id,
-                visibility=t.visibility,
-                discounted=t.discounted,
-                origin=t.origin,
-                given_at=t.given_at,
-            ),
-            policies=policies,
-        )
+        await publish(_help_received_event(t, source=source, at=stamp))
+        giver, helper = d.giver, d.helper
+        tz = helper.timezone
+        local = t.given_at.astimezone(zone(tz)).date()
+        week = weeks.get((tz, local))
+        if week is None:
+            week = weeks[(tz, local)] = local - timedelta(days=local.weekday())
         updates.append(
             ProgressUpdate(
                 person=t.helper,
                 thanks_received=1,
                 helped_person=t.giver,
-                helped_team=d.giver.team if d.giver.team != d.helper.team else None,
+                helped_team=giver.team if giver.team != helper.team else None,
                 themes=t.themes,
-                help_week=week_start(t.given_at, zone(d.helper.timezone)),
+                help_week=week,
             )
         )
         updates.append(ProgressUpdate(person=t.giver, thanks_given=1))
-        teams[t.helper], teams[t.giver] = d.helper.team, d.giver.team
+        teams[t.helper], teams[t.giver] = helper.team, giver.team
     if updates:
         await _progress(uow, updates, teams=teams, at=now, policies=policies)
     return out
