@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -29,6 +30,7 @@ from thrive_gateway.auth.dev_issuer import DevIssuer
 from thrive_gateway.auth.jwks import JwksFetcher, http_fetcher
 from thrive_gateway.clients.api import Services
 from thrive_gateway.clients.http import http_services
+from thrive_gateway.fastpath import PRINCIPAL_KEY, TAGS_KEY, SharedResponses
 from thrive_gateway.live.cache import TtlCache
 from thrive_gateway.live.consumer import (
     LIVE_TOPICS,
@@ -36,6 +38,7 @@ from thrive_gateway.live.consumer import (
     register_live_consumer,
 )
 from thrive_gateway.live.events import LiveState
+from thrive_gateway.live.responses import ResponseCache
 from thrive_gateway.metrics import WEBSOCKETS, OperationMetrics
 from thrive_gateway.protection.body_limit import BodySizeLimit
 from thrive_gateway.protection.persisted import allow_list_of_operations, load_allow_list
@@ -48,7 +51,6 @@ log = logging.getLogger(__name__)
 WIDGETS_DIR = Path(__file__).parent / "widgets"
 WIDGET_OPERATIONS = WIDGETS_DIR / "static" / "operations.json"
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
-PRINCIPAL_KEY = "thrive.principal"  # an ASGI scope extension key
 
 
 @dataclass
@@ -128,6 +130,13 @@ class GatewayGraphQL(GraphQL[GatewayContext, None]):
             return
         await super().__call__(scope, receive, send)
 
+    def encode_json(self, data: object) -> str:
+        # A str, not bytes: strawberry sends bytes as binary WebSocket frames.
+        return orjson.dumps(data).decode()
+
+    def decode_json(self, data: str | bytes) -> object:
+        return orjson.loads(data)
+
     async def get_context(self, request: Request | WebSocket, response: Any) -> GatewayContext:
         gw = self.gateway
         principal = request.scope.get(PRINCIPAL_KEY, ANONYMOUS)
@@ -139,6 +148,7 @@ class GatewayGraphQL(GraphQL[GatewayContext, None]):
             principal=principal,
             request=request,
             response=response,
+            cache_tags=request.scope.get(TAGS_KEY),
         )
 
     async def on_ws_connect(self, context: GatewayContext) -> dict[str, object] | None:
@@ -201,6 +211,10 @@ def build_gateway(
         live = LiveState(
             feed_cache=TtlCache(ttl=settings.feed_cache_ttl_seconds, max_entries=2_000),
             board_cache=TtlCache(ttl=settings.board_cache_ttl_seconds, max_entries=2_000),
+            responses=ResponseCache(
+                ttl=settings.response_cache_ttl_seconds,
+                max_entries=settings.response_cache_max_entries,
+            ),
         )
     return Gateway(
         settings=settings,
@@ -237,9 +251,10 @@ def create_app(
     served by a plain Starlette app.
     """
     settings = gateway.settings
+    allow_list = _allow_list(settings)
     schema = build_schema(
         settings,
-        allow_list=_allow_list(settings),
+        allow_list=allow_list,
         extra_extensions=[OperationMetrics, *extra_extensions],
     )
     graphql = GatewayGraphQL(
@@ -275,6 +290,14 @@ def create_app(
     else:
         app = _plain_app(gateway, routes, close_clients)
     app.state.gateway = gateway
+    # Innermost first: the response cache needs the principal, and a hit skips the rest.
+    app.add_middleware(
+        SharedResponses,
+        cache=gateway.live.responses,
+        schema=schema._schema,
+        allow_list=allow_list,
+        max_tokens=settings.max_tokens,
+    )
     app.add_middleware(AuthMiddleware, verifier=gateway.verifier)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -67,6 +67,12 @@ class GatewaySettings(CommonSettings):  # type: ignore[misc, unused-ignore]
     )
     feed_cache_ttl_seconds: float = Field(default=30.0, ge=0)
     board_cache_ttl_seconds: float = Field(default=30.0, ge=0)
+    response_cache_ttl_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="Cached responses of shared queries; events drop them sooner (0: off).",
+    )
+    response_cache_max_entries: int = Field(default=2_000, ge=1)
 
     @property
     def jwks_url(self) -> str:

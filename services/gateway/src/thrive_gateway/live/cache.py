@@ -76,7 +76,9 @@ class TtlCache(Generic[K, V]):
             future.exception()
             raise
         finally:
-            self._inflight.pop(key, None)
+            # An invalidation may have replaced our load by a newer one: leave that alone.
+            if self._inflight.get(key) is future:
+                del self._inflight[key]
         future.set_result(result)
         self.put(key, result, generation=generation)
         return result
@@ -84,6 +86,9 @@ class TtlCache(Generic[K, V]):
     def invalidate(self, predicate: Callable[[K], bool] | None = None) -> int:
         """Drop entries whose key matches (all when no predicate); returns how many."""
         self.generation += 1
+        # Callers arriving after this must not join a load that began before it.
+        for key in [k for k in self._inflight if predicate is None or predicate(k)]:
+            del self._inflight[key]
         if predicate is None:
             count = len(self._entries)
             self._entries.clear()

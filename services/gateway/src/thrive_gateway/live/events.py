@@ -24,6 +24,13 @@ from thrive_shared.contracts import (
 from thrive_gateway.clients.models import MilestoneDTO, PersonDTO, ThanksDTO
 from thrive_gateway.live.cache import TtlCache
 from thrive_gateway.live.hub import Hub
+from thrive_gateway.live.responses import (
+    BOARDS_TAG,
+    FEED_TAG,
+    ResponseCache,
+    board_tag,
+    person_tag,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +94,8 @@ class LiveState:
     profile_cache: TtlCache[str, PersonDTO | None] = field(
         default_factory=lambda: TtlCache(ttl=60.0, max_entries=50_000)
     )
+    # Serialized responses of shared queries (feed, boards) and of `me`, by tag.
+    responses: ResponseCache = field(default_factory=lambda: ResponseCache(ttl=30.0))
     applied: int = 0
 
     def forget_people(self, *people: str | None) -> None:
@@ -94,6 +103,17 @@ class LiveState:
         gone = {p for p in people if p is not None}
         self.people_cache.invalidate(lambda k: k in gone)
         self.profile_cache.invalidate(lambda k: k in gone)
+        self.responses.invalidate(*(person_tag(p) for p in gone))
+
+    def forget_feed(self) -> None:
+        """The company feed changed: drop its cached pages and responses."""
+        self.feed_cache.invalidate()
+        self.responses.invalidate(FEED_TAG)
+
+    def forget_boards(self) -> None:
+        """Every board may have changed (someone opted out or back in): drop them all."""
+        self.board_cache.invalidate()
+        self.responses.invalidate(BOARDS_TAG)
 
     def apply(self, event: Envelope[Any]) -> None:
         """Apply one live event: invalidate what it changes, then notify subscribers."""
@@ -102,12 +122,12 @@ class LiveState:
         if isinstance(data, HelpReceived):
             self.forget_people(data.giver, data.helper)
             if data.visibility == Visibility.PUBLIC:
-                self.feed_cache.invalidate()
+                self.forget_feed()
                 self.hub.publish(FEED, _thanks_item(data))
             # Boards are invalidated by LeaderboardChanged, which the leaderboard coalesces.
         elif isinstance(data, MilestoneReached):
             self.forget_people(data.person)
-            self.feed_cache.invalidate()
+            self.forget_feed()
             self.hub.publish(FEED, _milestone_item(data))
         elif isinstance(data, CelebrationDelivered):
             notice = CelebrationNotice(
@@ -128,6 +148,7 @@ class LiveState:
         elif isinstance(data, LeaderboardChanged):
             key = data.board.key()
             self.board_cache.invalidate(lambda k: k[0] == key)
+            self.responses.invalidate(board_tag(key))
             self.hub.publish(
                 leaderboard_channel(key),
                 BoardNotice(
@@ -142,7 +163,7 @@ class LiveState:
             )
         elif isinstance(data, PersonUpserted | PersonErased):
             self.forget_people(data.person)
-            self.feed_cache.invalidate()
+            self.forget_feed()
 
 
 def _thanks_item(data: HelpReceived) -> ThanksDTO:

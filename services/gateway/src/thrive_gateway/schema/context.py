@@ -27,6 +27,8 @@ class GatewayContext:
     request: Any = None
     response: Any = None
     connection_params: dict[str, Any] | None = None
+    # Set when the response may be cached: what it is built from (see live.responses).
+    cache_tags: set[str] | None = None
     _loaders: Loaders | None = field(default=None, repr=False)
 
     @property
@@ -37,6 +39,11 @@ class GatewayContext:
                 self.services, self.principal, people_cache=self.live.people_cache
             )
         return self._loaders
+
+    def tag(self, tag: str) -> None:
+        """Note that this response depends on `tag` (a no-op unless it may be cached)."""
+        if self.cache_tags is not None:
+            self.cache_tags.add(tag)
 
     def fresh_loaders(self) -> None:
         """Forget loaded items: a long-lived subscription must not serve stale people."""

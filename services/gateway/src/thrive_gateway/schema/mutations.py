@@ -457,7 +457,7 @@ class Mutation:
         )
         if isinstance(result, LeaderboardOptOut):
             # Boards shown from cache must drop (or show again) this person now.
-            ctx.live.board_cache.invalidate()
+            ctx.live.forget_boards()
         return result
 
 

@@ -11,6 +11,7 @@ import strawberry
 from thrive_gateway.clients.api import BoardQuery
 from thrive_gateway.clients.errors import ServiceError, ServiceUnavailable
 from thrive_gateway.clients.models import BoardDTO, Page, PersonDTO
+from thrive_gateway.live.responses import BOARDS_TAG, FEED_TAG, board_tag, person_tag
 from thrive_gateway.schema.context import Info
 from thrive_gateway.schema.permissions import IsAdmin, IsAuthenticated
 from thrive_gateway.schema.resolvers import check_first, check_id, map_slice, page_of, rank_of
@@ -89,6 +90,7 @@ class Query:
                 raise unavailable(exc) from exc
 
         # Invalidated by the events that change counts and milestones (see LiveState).
+        ctx.tag(person_tag(me))
         dto = await ctx.live.profile_cache.get_or_load(me, load)
         return Person.from_dto(dto) if dto is not None else None
 
@@ -133,6 +135,7 @@ class Query:
             )
             return connection(map_slice(sliced, _feed_node))
 
+        ctx.tag(FEED_TAG)
         # The same for every employee: one shared, event-invalidated entry per argument set.
         # The GraphQL objects themselves are cached; resolvers only read them.
         result: Connection[FeedItem] = await ctx.live.feed_cache.get_or_load(
@@ -177,6 +180,8 @@ class Query:
         ctx = info.context
         check_first(info, first)
         query = board_query(board, window, scope, scope_id)
+        ctx.tag(board_tag(query.key()))
+        ctx.tag(BOARDS_TAG)
 
         async def load() -> BoardDTO:
             try:

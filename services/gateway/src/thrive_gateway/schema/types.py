@@ -23,6 +23,7 @@ from thrive_gateway.clients.models import (
     PreferencesDTO,
     ThanksDTO,
 )
+from thrive_gateway.live.responses import person_tag
 from thrive_gateway.paging import Slice
 from thrive_gateway.schema.context import Info
 from thrive_gateway.schema.permissions import CanReadThanks, IsThisPerson, may_read_thanks
@@ -283,6 +284,7 @@ async def load_person(info: Info, person_id: str | None) -> Person | None:
     """A person through the request's DataLoader (one batched call per request)."""
     if person_id is None:
         return None
+    info.context.tag(person_tag(person_id))
     try:
         dto = await info.context.loaders.people.load(person_id)
     except ServiceUnavailable as exc:
@@ -298,7 +300,10 @@ def person_now_or_later(info: Info, person_id: str | None) -> Any:
     """
     if person_id is None:
         return None
-    hit, dto = info.context.live.people_cache.peek(person_id)
+    ctx = info.context
+    if ctx.cache_tags is not None:
+        ctx.cache_tags.add(person_tag(person_id))
+    hit, dto = ctx.live.people_cache.peek(person_id)
     if hit:
         return Person.from_dto(dto) if dto is not None else None
     return load_person(info, person_id)
