@@ -66,6 +66,9 @@ class ServiceSpec:
     relay_outbox: bool = True
     use_database: bool = True
     ready_checks: list[Callable[[Runtime], Awaitable[bool]]] = field(default_factory=list)
+    # Wraps the finished ASGI app, e.g. with a lean fast path for a hot read route that must
+    # not pay for routing, spans and metrics middleware (it should count itself).
+    wrap_app: Callable[[ASGIApp, Runtime], ASGIApp] | None = None
 
     @property
     def db_schema(self) -> str:
@@ -327,6 +330,14 @@ def runtime_of(request: Request) -> Runtime:
     return rt
 
 
+def build_asgi(spec: ServiceSpec) -> ASGIApp:
+    """build_app plus the service's own wrapper, if any: what uvicorn serves."""
+    app = build_app(spec)
+    if spec.wrap_app is None:
+        return app
+    return spec.wrap_app(app, app.state.runtime)
+
+
 def serve(spec: ServiceSpec) -> None:
     """Run the service with uvicorn until SIGTERM/SIGINT (graceful: lifespan shutdown runs)."""
     import uvicorn
@@ -334,7 +345,7 @@ def serve(spec: ServiceSpec) -> None:
     s = spec.settings
     setup_logging(spec.name, level=s.log_level, json=s.log_json)
     setup_tracing(f"thrive-{spec.name}", otlp_endpoint=s.otel_exporter_otlp_endpoint)
-    app = build_app(spec)
+    app = build_asgi(spec)
     uvicorn.run(app, host=s.host, port=s.port, log_config=None, access_log=False, lifespan="on")
 
 
