@@ -67,7 +67,7 @@ def candidates(c: Celebration, facts: AudienceFacts) -> list[Recipient]:
     # Nobody is told about their own act of thanking.
     if c.actor and c.actor != c.subject:
         people.discard(c.actor)
-    return sorted(Recipient(RecipientKind.PERSON, p) for p in people) + teams
+    return [Recipient(RecipientKind.PERSON, p) for p in sorted(people)] + teams
 
 
 def is_muted(c: Celebration, mutes: Iterable[Mute]) -> bool:
