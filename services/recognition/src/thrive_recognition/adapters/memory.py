@@ -63,7 +63,9 @@ class InMemoryRepository:
         self.locked: list[str] = []
 
     # people
-    async def get_people(self, ids: Sequence[str]) -> dict[str, Person]:
+    async def get_people(self, ids: Sequence[str], *, lock: bool = False) -> dict[str, Person]:
+        if lock:
+            self.locked.extend(sorted(set(ids)))
         return {i: self.people[i] for i in ids if i in self.people}
 
     async def upsert_person(self, person: Person) -> None:

@@ -155,6 +155,17 @@ class SqlRepository:
               FROM unnest($1::text[]) AS p ORDER BY p) AS keys
     """
     GET_PEOPLE = "SELECT * FROM people WHERE id = ANY($1::text[])"
+    # Lock and read in one round trip (the batch path). Every row waits for the locks, so
+    # they are all held when the statement returns; an id with no row raises upstream.
+    LOCK_AND_GET_PEOPLE = """
+        WITH locked AS MATERIALIZED (
+            SELECT count(pg_advisory_xact_lock(k)) AS n
+            FROM (SELECT hashtextextended('thrive.recognition.person:' || p, 0) AS k
+                  FROM (SELECT DISTINCT p FROM unnest($1::text[]) AS p) AS ids
+                  ORDER BY p) AS keys
+        )
+        SELECT people.* FROM locked, people WHERE people.id = ANY($1::text[])
+    """
     UPSERT_PERSON = """
         INSERT INTO people (id, name, email, team, manager, timezone, locale, active)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -396,8 +407,10 @@ class SqlRepository:
         self.conn = conn
 
     # people
-    async def get_people(self, ids: Sequence[str]) -> dict[str, Person]:
-        rows = await self.conn.fetch(self.GET_PEOPLE, list(ids))
+    async def get_people(self, ids: Sequence[str], *, lock: bool = False) -> dict[str, Person]:
+        rows = await self.conn.fetch(
+            self.LOCK_AND_GET_PEOPLE if lock else self.GET_PEOPLE, list(ids)
+        )
         return {r["id"]: _person(r) for r in rows}
 
     async def upsert_person(self, person: Person) -> None:

@@ -535,15 +535,18 @@ async def record_thanks(
     apply_allowance: bool,
     policies: Policies,
     now: datetime,
+    locked: bool = False,
 ) -> list[Thanks]:
     """Record thanks in a few set-based statements, whether one or a batch of hundreds.
 
     Returns one Thanks per draft: the stored one when its (origin, external id) was known.
+    `locked`: the caller already holds every giver's and helper's lock.
     """
     repo = uow.repo
     # Serialise per person (sorted, so two units of work cannot deadlock): allowances are
     # per giver, counters and streaks per helper.
-    await repo.lock_people(sorted({p.id for d in drafts for p in (d.giver, d.helper)}))
+    if not locked:
+        await repo.lock_people(sorted({p.id for d in drafts for p in (d.giver, d.helper)}))
     if apply_allowance:
         await _check_allowances(uow, drafts, policies=policies, now=now)
     discounted = await _discounts(uow, drafts, policies=policies)
@@ -649,8 +652,9 @@ async def ingest_external_many(
             raise ValidationFailed("help_received needs `helped`.", field="data.helped")
         if e.data.helped == e.data.helper:
             raise SelfThanks("A person cannot thank themselves.", field="data.helped")
+    # The people's locks come with their rows: one round trip instead of two per batch.
     people = await uow.repo.get_people(
-        list({p for e in received for p in (e.data.helped or "", e.data.helper)})
+        list({p for e in received for p in (e.data.helped or "", e.data.helper)}), lock=True
     )
     drafts = [
         ThanksDraft(
@@ -672,6 +676,7 @@ async def ingest_external_many(
             apply_allowance=policies.allowance_for_external,
             policies=policies,
             now=now,
+            locked=True,
         )
         if drafts
         else []
