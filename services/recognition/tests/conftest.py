@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -43,20 +44,34 @@ def make_uow() -> InMemoryUnitOfWork:
 
 
 @pytest.fixture
-async def start_recognition(stack, database_url, topic_factory):  # type: ignore[no-untyped-def]
-    """`await start_recognition(relay=..., **settings)` -> a running service on the real stack."""
+async def start_recognition(stack, database_url, monkeypatch):  # type: ignore[no-untyped-def]
+    """`await start_recognition(relay=..., **settings)` -> a running service on the real stack.
+
+    The service consumes and publishes only this test's copies of the canonical topics
+    ("<topic>-<suffix>", THRIVE_TOPIC_SUFFIX), so nothing reaches the shared ones.
+    """
+    from thrive_shared.contracts import topics
+    from thrive_shared.devstack import probes
+    from thrive_shared.devstack.stack import CANONICAL_TOPICS
+    from thrive_shared.testing import unique_name
+
     from .stack_harness import start_harness, stop_harness
 
+    suffix = unique_name("rt")
+    monkeypatch.setenv(topics.SUFFIX_ENV, suffix)
+    copies = {f"{name}-{suffix}": spec for name, spec in CANONICAL_TOPICS.items()}
     started = []
+    created = False
 
     async def start(relay: bool = True, **overrides):  # type: ignore[no-untyped-def]
+        nonlocal created
+        if not created:
+            await probes.ensure_topics(
+                stack.kafka_bootstrap, copies, deadline=time.monotonic() + 60
+            )
+            created = True
         h = await start_harness(
-            database_url=database_url,
-            kafka=stack.kafka_bootstrap,
-            directory_topic=await topic_factory("directory.person.v1", partitions=3),
-            ingest_topic=await topic_factory("thrive.ingest.help.v1", partitions=3),
-            relay=relay,
-            **overrides,
+            database_url=database_url, kafka=stack.kafka_bootstrap, relay=relay, **overrides
         )
         started.append(h)
         return h
@@ -64,3 +79,5 @@ async def start_recognition(stack, database_url, topic_factory):  # type: ignore
     yield start
     for h in started:
         await stop_harness(h)
+    if created:
+        await probes.delete_topics(stack.kafka_bootstrap, list(copies))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,7 +11,8 @@ from typing import Any
 import httpx
 from thrive_recognition.bootstrap import build_spec
 from thrive_recognition.settings import RecognitionSettings
-from thrive_shared.contracts import Envelope, PersonUpserted, make_event
+from thrive_shared.contracts import Envelope, PersonUpserted, make_event, topics
+from thrive_shared.contracts.topics import physical
 from thrive_shared.db import migrate
 from thrive_shared.kafka import OutgoingRecord, Publisher
 from thrive_shared.service import Runtime, build_app
@@ -76,29 +78,23 @@ class Harness:
 
 
 async def start_harness(
-    *,
-    database_url: str,
-    kafka: str,
-    directory_topic: str,
-    ingest_topic: str,
-    relay: bool = True,
-    **overrides: Any,
+    *, database_url: str, kafka: str, relay: bool = True, **overrides: Any
 ) -> Harness:
+    """A running service on this test's topic copies (THRIVE_TOPIC_SUFFIX must be set)."""
+    if not os.environ.get(topics.SUFFIX_ENV):
+        raise RuntimeError(f"set {topics.SUFFIX_ENV}: tests never use the canonical topics")
     settings = RecognitionSettings(
         database_url=database_url, kafka_bootstrap_servers=kafka, log_json=False, **overrides
     )
     await asyncio.to_thread(
         migrate, database_url, schema=settings.db_schema, migrations_dir=settings.migrations_dir
     )
-    spec = build_spec(
-        settings,
-        directory_topic=directory_topic,
-        ingest_topic=ingest_topic,
-        group_suffix=unique_name("test"),
-        sweep=False,
-    )
+    spec = build_spec(settings, group_suffix=unique_name("test"), sweep=False)
     spec.relay_outbox = relay
     rt = Runtime(spec)
+    # The shared runtime sends dead letters to the canonical DLQ whatever the suffix;
+    # point them at this test's copy.
+    rt.dead_letters.topic = physical(topics.DLQ)
     await rt.start()
     app = build_app(spec, runtime=rt)
     client = httpx.AsyncClient(
@@ -110,8 +106,8 @@ async def start_harness(
         rt=rt,
         client=client,
         publisher=publisher,
-        directory_topic=directory_topic,
-        ingest_topic=ingest_topic,
+        directory_topic=physical(topics.DIRECTORY_PERSON),
+        ingest_topic=physical(topics.INGEST_HELP),
     )
 
 
@@ -122,12 +118,14 @@ async def stop_harness(h: Harness) -> None:
 
 
 class TopicTail:
-    """Reads a shared topic from the offsets it had when created (nothing older)."""
+    """Reads this test's copy of a canonical topic from the offsets it had when created."""
 
     def __init__(self, kafka: str, topic: str) -> None:
         from aiokafka import AIOKafkaConsumer
 
-        self.topic = topic
+        if not os.environ.get(topics.SUFFIX_ENV):
+            raise RuntimeError(f"set {topics.SUFFIX_ENV}: tests never read the canonical topics")
+        self.topic = physical(topic)
         self.consumer = AIOKafkaConsumer(bootstrap_servers=kafka, enable_auto_commit=False)
         self.records: list[Any] = []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from datetime import UTC, date, datetime
 
@@ -59,6 +60,25 @@ async def test_duplicate_external_event_becomes_one_thanks(start_recognition, st
         assert await h.fetchval("SELECT thanks_received FROM progress WHERE person = $1", bob) == 2
     finally:
         await tail.stop()
+
+
+async def test_outputs_go_to_this_tests_topic_copies_only(start_recognition) -> None:
+    h = await start_recognition(relay=False)
+    suffix = os.environ[topics.SUFFIX_ENV]
+    ada, bob = await h.add_people("ada", "bob")
+    await h.send_events(h.ingest_topic, [make_event(help_received(bob, ada), source="helpdesk")])
+
+    async def queued() -> list[str] | None:
+        rows = await h.fetch("SELECT DISTINCT topic FROM outbox")
+        return sorted(r["topic"] for r in rows) if len(rows) >= 2 else None
+
+    # The thanks and bob's first milestone wait in the outbox, addressed to the copies.
+    assert await wait_for(queued, timeout=30) == [
+        f"{topics.HELP_RECEIVED}-{suffix}",
+        f"{topics.MILESTONE_REACHED}-{suffix}",
+    ]
+    assert h.ingest_topic == f"{topics.INGEST_HELP}-{suffix}"
+    assert h.rt.dead_letters.topic == f"{topics.DLQ}-{suffix}"
 
 
 async def _at_least(fetch, n: int):  # type: ignore[no-untyped-def]
