@@ -86,10 +86,12 @@ async def running(
     spec = build_spec(settings)
     rt = Runtime(spec)
     app = build_app(spec, runtime=rt)
+    # As uvicorn serves it: the fast board reads in front of the app.
+    asgi = spec.wrap_app(app, rt) if spec.wrap_app is not None else app
     await rt.start()
     try:
         async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://leaderboard"
+            transport=httpx.ASGITransport(app=asgi), base_url="http://leaderboard"
         ) as client:
             yield rt, client
     finally:

@@ -124,6 +124,7 @@ async def build_app(pool: asyncpg.Pool, settings: LeaderboardSettings) -> Leader
 
 def build_spec(settings: LeaderboardSettings | None = None) -> ServiceSpec:
     """The leaderboard service as the shared runtime runs it."""
+    from thrive_leaderboard.entrypoints.fast import wrap
     from thrive_leaderboard.entrypoints.http import ROUTES
 
     s = settings or LeaderboardSettings()
@@ -159,4 +160,6 @@ def build_spec(settings: LeaderboardSettings | None = None) -> ServiceSpec:
         migrations_dir=MIGRATIONS,
         routes=ROUTES,
         setup=setup,
+        # GET boards/top, /rank, /neighbourhood answered from memory before the middleware.
+        wrap_app=wrap,
     )

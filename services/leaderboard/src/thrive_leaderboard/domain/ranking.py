@@ -29,7 +29,7 @@ class Ranked:
 class RankIndex:
     """People ordered by (score desc, person asc) with their scores."""
 
-    __slots__ = ("_order", "_scores")
+    __slots__ = ("__weakref__", "_order", "_scores", "version")
 
     def __init__(self, items: dict[str, int] | None = None) -> None:
         self._scores: dict[str, int] = dict(items or {})
@@ -37,6 +37,8 @@ class RankIndex:
         self._order: SortedList = SortedList(
             sorted((-score, person) for person, score in self._scores.items())
         )
+        # Bumped on every change: answers cached from this index are valid while it holds.
+        self.version = 0
 
     def __len__(self) -> int:
         return len(self._scores)
@@ -57,12 +59,14 @@ class RankIndex:
             self._order.remove((-old, person))
         self._scores[person] = score
         self._order.add((-score, person))
+        self.version += 1
 
     def discard(self, person: str) -> None:
         """Take `person` off the board, if there."""
         old = self._scores.pop(person, None)
         if old is not None:
             self._order.remove((-old, person))
+            self.version += 1
 
     def rank_of_score(self, score: int) -> int:
         """The competition rank a score would have: 1 + how many score strictly more."""

@@ -325,17 +325,53 @@ class Leaderboards:
             return RankIndex({t: s for t, c in totals.items() if (s := score(c)) > 0})
         return board.index(q.metric)
 
+    def resident_index(self, q: BoardQuery, period: str) -> RankIndex | None:
+        """The board's index if it is answerable without awaiting (company/theme, resident).
+
+        For the HTTP fast path: team boards are computed per query and absent boards need a
+        load, so those return None and take the normal (async) path.
+        """
+        if q.scope == Scope.TEAM or q.scope == Scope.TEAMS:
+            return None
+        key = self._stored(q, period)
+        board = self._boards.get(key)
+        if board is None:
+            return None
+        self._used[key] = time.monotonic()
+        return board.index(q.metric)
+
+    @staticmethod
+    def page_of(idx: RankIndex, period: str, *, first: int, after: tuple[int, str] | None) -> Page:
+        """`first` lines of `idx` from the start or after a cursor, and the next cursor."""
+        items = idx.after(after[0], after[1], first + 1) if after else idx.top(first + 1)
+        more = len(items) > first
+        items = items[:first]
+        nxt = (items[-1].score, items[-1].person) if more and items else None
+        return Page(period, items, len(idx), nxt)
+
+    @staticmethod
+    def rank_in(idx: RankIndex, person: str, period: str) -> RankAnswer:
+        """The person's rank on `idx` (opt-outs are checked by the caller)."""
+        line = idx.rank(person)
+        if line is None:
+            return RankAnswer(person, period, total=len(idx))
+        return RankAnswer(person, period, rank=line.rank, score=line.score, total=len(idx))
+
+    def check_person_board(self, q: BoardQuery) -> None:
+        """Refuse person queries on the teams board."""
+        self._person_board(q)
+
+    def period_for(self, q: BoardQuery) -> str:
+        """The asked period, or the current one."""
+        return self._period(q)
+
     async def top(
         self, q: BoardQuery, *, first: int = 10, after: tuple[int, str] | None = None
     ) -> Page:
         """The board's first lines (or the lines after a cursor)."""
         period = self._period(q)
         idx = await self._index(q, period)
-        items = idx.after(after[0], after[1], first + 1) if after else idx.top(first + 1)
-        more = len(items) > first
-        items = items[:first]
-        nxt = (items[-1].score, items[-1].person) if more and items else None
-        return Page(period, items, len(idx), nxt)
+        return self.page_of(idx, period, first=first, after=after)
 
     async def rank(self, q: BoardQuery, person: str) -> RankAnswer:
         """The person's rank and score, or that they opted out."""
@@ -344,10 +380,7 @@ class Leaderboards:
         if self.directory.is_opted_out(person):
             return RankAnswer(person, period, opted_out=True)
         idx = await self._index(q, period)
-        line = idx.rank(person)
-        if line is None:
-            return RankAnswer(person, period, total=len(idx))
-        return RankAnswer(person, period, rank=line.rank, score=line.score, total=len(idx))
+        return self.rank_in(idx, person, period)
 
     async def neighbourhood(
         self, q: BoardQuery, person: str, *, above: int = 2, below: int = 2
