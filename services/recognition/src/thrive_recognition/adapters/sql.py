@@ -314,9 +314,10 @@ class SqlRepository:
         LIMIT 200
     """
 
-    # Progress for many acts in one statement; the caller holds the locks of everyone
-    # involved. Old help weeks come from the table, new ones from `hw` (one snapshot).
-    APPLY_PROGRESS = """
+    # Progress for many acts in two statements; the caller holds the locks of everyone
+    # involved. First the facts (distinct people/teams helped, weeks, themes), with what the
+    # streaks need: old help weeks come from the table, new ones from `hw` (one snapshot).
+    APPLY_FACTS = """
         WITH hp AS (
             INSERT INTO helped_people (helper, giver)
             SELECT * FROM unnest($1::text[], $2::text[])
@@ -339,45 +340,43 @@ class SqlRepository:
         nt AS (SELECT helper AS person, count(*)::int AS n FROM ht GROUP BY helper),
         nw AS (SELECT person, array_agg(week) AS weeks FROM hw GROUP BY person),
         nth AS (SELECT person, array_agg(theme) AS names, array_agg(count) AS counts
-                FROM tp GROUP BY person),
-        p AS (
-            INSERT INTO progress AS p (person, thanks_received, thanks_given, asks, offers,
-                                       people_helped, teams_helped)
-            SELECT u.person, u.tr, u.tg, u.a, u.o, coalesce(np.n, 0), coalesce(nt.n, 0)
-            FROM unnest($10::text[], $11::int[], $12::int[], $13::int[], $14::int[])
-                 AS u(person, tr, tg, a, o)
-            LEFT JOIN np USING (person) LEFT JOIN nt USING (person)
-            ORDER BY u.person
-            ON CONFLICT (person) DO UPDATE SET
-                thanks_received = p.thanks_received + EXCLUDED.thanks_received,
-                thanks_given = p.thanks_given + EXCLUDED.thanks_given,
-                asks = p.asks + EXCLUDED.asks,
-                offers = p.offers + EXCLUDED.offers,
-                people_helped = p.people_helped + EXCLUDED.people_helped,
-                teams_helped = p.teams_helped + EXCLUDED.teams_helped,
-                updated_at = now()
-            RETURNING p.*
-        )
-        SELECT p.*,
+                FROM tp GROUP BY person)
+        SELECT person,
                coalesce(np.n, 0) AS new_people,
                coalesce(nt.n, 0) AS new_teams,
                nw.weeks AS new_weeks,
                CASE WHEN nw.weeks IS NOT NULL THEN
-                   (SELECT array_agg(h.week) FROM help_weeks h WHERE h.person = p.person)
+                   (SELECT array_agg(h.week) FROM help_weeks h WHERE h.person = nw.person)
                END AS old_weeks,
+               pr.last_help_week, pr.longest_streak,
                nth.names AS theme_names,
                nth.counts AS theme_counts
-        FROM p
-        LEFT JOIN np USING (person) LEFT JOIN nt USING (person)
-        LEFT JOIN nw USING (person) LEFT JOIN nth USING (person)
+        FROM np FULL JOIN nt USING (person) FULL JOIN nw USING (person)
+             FULL JOIN nth USING (person)
+             LEFT JOIN progress pr USING (person)
     """
-    SAVE_STREAKS = """
-        UPDATE progress AS p
-        SET streak_weeks = u.streak, longest_streak = greatest(p.longest_streak, u.longest),
-            last_help_week = u.latest
-        FROM unnest($1::text[], $2::int[], $3::int[], $4::date[]) AS u(person, streak, longest,
-                                                                       latest)
-        WHERE p.person = u.person
+    # Then every counter and streak in one upsert: one new row version per person per batch
+    # (progress is the hottest table; see migration 0002 for its HOT-friendly fillfactor).
+    # A NULL latest week keeps the stored streak.
+    UPSERT_PROGRESS = """
+        INSERT INTO progress AS p (person, thanks_received, thanks_given, asks, offers,
+                                   people_helped, teams_helped, streak_weeks, longest_streak,
+                                   last_help_week)
+        SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::int[], $5::int[],
+                             $6::int[], $7::int[], $8::int[], $9::int[], $10::date[])
+        ON CONFLICT (person) DO UPDATE SET
+            thanks_received = p.thanks_received + EXCLUDED.thanks_received,
+            thanks_given = p.thanks_given + EXCLUDED.thanks_given,
+            asks = p.asks + EXCLUDED.asks,
+            offers = p.offers + EXCLUDED.offers,
+            people_helped = p.people_helped + EXCLUDED.people_helped,
+            teams_helped = p.teams_helped + EXCLUDED.teams_helped,
+            streak_weeks = CASE WHEN EXCLUDED.last_help_week IS NULL THEN p.streak_weeks
+                                ELSE EXCLUDED.streak_weeks END,
+            longest_streak = greatest(p.longest_streak, EXCLUDED.longest_streak),
+            last_help_week = coalesce(EXCLUDED.last_help_week, p.last_help_week),
+            updated_at = now()
+        RETURNING p.*
     """
     GET_COUNTS = "SELECT * FROM progress WHERE person = ANY($1::text[])"
     INSERT_MILESTONES = """
@@ -609,46 +608,75 @@ class SqlRepository:
         teams = [(p, t) for p, d in deltas.items() for t in d.helped_teams]
         weeks = [(p, w) for p, d in deltas.items() for w in d.weeks]
         incs = [(p, t, n) for p, d in deltas.items() for t, n in d.themes.items()]
-        people = list(deltas)
+        facts: dict[str, Row] = {}
+        if pairs or teams or weeks or incs:  # asks and offers only touch counters
+            rows = await self.conn.fetch(
+                self.APPLY_FACTS,
+                [p for p, _ in pairs],
+                [g for _, g in pairs],
+                [p for p, _ in teams],
+                [t for _, t in teams],
+                [p for p, _ in weeks],
+                [w for _, w in weeks],
+                [p for p, _, _ in incs],
+                [t for _, t, _ in incs],
+                [n for _, _, n in incs],
+            )
+            facts = {r["person"]: r for r in rows}
+        people = sorted(deltas)  # row locks in one order whoever else writes progress
+        new_people: list[int] = []
+        new_teams: list[int] = []
+        streak: list[int] = []
+        longest: list[int] = []
+        latest: list[date | None] = []
+        runs: dict[str, list[int]] = {}
+        for person in people:
+            f = facts.get(person)
+            if f is None:
+                new_people.append(0)
+                new_teams.append(0)
+                streak.append(0)
+                longest.append(0)
+                latest.append(None)
+                continue
+            new_people.append(f["new_people"])
+            new_teams.append(f["new_teams"])
+            added = f["new_weeks"]
+            if not added:
+                streak.append(0)
+                longest.append(0)
+                latest.append(None)
+                continue
+            all_weeks = {*(f["old_weeks"] or ()), *added}
+            runs[person] = person_runs = [run_length(all_weeks, w) for w in added]
+            last = max(added) if f["last_help_week"] is None else max(*added, f["last_help_week"])
+            streak.append(run_length(all_weeks, last))
+            longest.append(max(f["longest_streak"] or 0, *person_runs))
+            latest.append(last)
+        counters = progress_rules.COUNTERS
         rows = await self.conn.fetch(
-            self.APPLY_PROGRESS,
-            [p for p, _ in pairs],
-            [g for _, g in pairs],
-            [p for p, _ in teams],
-            [t for _, t in teams],
-            [p for p, _ in weeks],
-            [w for _, w in weeks],
-            [p for p, _, _ in incs],
-            [t for _, t, _ in incs],
-            [n for _, _, n in incs],
+            self.UPSERT_PROGRESS,
             people,
-            *([deltas[p].counters[name] for p in people] for name in progress_rules.COUNTERS),
+            *([deltas[p].counters[name] for p in people] for name in counters),
+            new_people,
+            new_teams,
+            streak,
+            longest,
+            latest,
         )
         out: dict[str, Progress] = {}
-        streaks: list[tuple[str, int, int, date]] = []
         for r in rows:
-            person, counts = r["person"], _counts(r)
-            runs: list[int] = []
-            if r["new_weeks"]:
-                added = list(r["new_weeks"])
-                all_weeks = {*(r["old_weeks"] or ()), *added}
-                runs = [run_length(all_weeks, w) for w in added]
-                latest = max([*added, *([counts.last_help_week] if counts.last_help_week else [])])
-                counts.last_help_week = latest
-                counts.streak_weeks = run_length(all_weeks, latest)
-                counts.longest_streak = max(counts.longest_streak, *runs)
-                streaks.append((person, counts.streak_weeks, counts.longest_streak, latest))
+            person = r["person"]
+            f = facts.get(person)
             out[person] = progress_rules.result(
                 deltas[person],
-                counts=counts,
-                new_people=r["new_people"],
-                new_teams=r["new_teams"],
-                themes=dict(zip(r["theme_names"] or (), r["theme_counts"] or (), strict=True)),
-                new_week_runs=runs,
-            )
-        if streaks:
-            await self.conn.execute(
-                self.SAVE_STREAKS, *(list(col) for col in zip(*streaks, strict=True))
+                counts=_counts(r),
+                new_people=f["new_people"] if f is not None else 0,
+                new_teams=f["new_teams"] if f is not None else 0,
+                themes=dict(zip(f["theme_names"] or (), f["theme_counts"] or (), strict=True))
+                if f is not None
+                else {},
+                new_week_runs=runs.get(person, ()),
             )
         return out
 
