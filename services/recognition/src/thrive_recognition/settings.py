@@ -50,6 +50,11 @@ class RecognitionSettings(CommonSettings):  # type: ignore[misc, unused-ignore]
     ask_ttl_chat_hours: float = Field(default=7 * 24, gt=0)
     ask_ttl_session_hours: float = Field(default=14 * 24, gt=0)
     expiry_sweep_seconds: float = Field(default=60.0, gt=0)
+    gc_threshold: int = Field(
+        default=50_000,
+        ge=700,
+        description="Allocations between young garbage collections (Python's default: 700).",
+    )
 
     def policies(self) -> Policies:
         """The business policies these settings describe (reads the rule file)."""
