@@ -138,3 +138,47 @@ async def test_team_celebrations_are_shown_once_per_event(
     assert first["payload"]["data"]["celebrations"]["title"] == "Ten people helped"
     assert second["payload"]["data"]["celebrations"]["title"] == "Another one"
     await client.close()
+
+
+async def test_a_channel_event_is_executed_once_for_every_subscriber(
+    ws_url: str, token: Any, gateway: Gateway
+) -> None:
+    from thrive_gateway.schema.executor import SharedEventExecutor
+
+    document = 'subscription { celebrations(audience: TEAM, team: "platform") { about title } }'
+    clients = [GraphQLWs(ws_url) for _ in range(3)]
+    for client, person in zip(clients, ("linus", "margaret", "ada"), strict=True):
+        await client.connect(token(person))
+        await client.subscribe(document)
+    await wait_for(lambda: gateway.live.hub.subscriber_count() == 3, timeout=10)
+    executions, reuses = SharedEventExecutor.executions, SharedEventExecutor.reuses
+    gateway.live.apply(celebration("grace", "Helped three teams"))
+    for client in clients:
+        message = await client.next()
+        assert message["payload"]["data"]["celebrations"]["title"] == "Helped three teams"
+        await client.close()
+    assert SharedEventExecutor.executions - executions == 1
+    assert SharedEventExecutor.reuses - reuses == 2
+
+
+async def test_fields_only_the_recipient_may_see_are_never_shared_between_sockets(
+    ws_url: str, token: Any, gateway: Gateway
+) -> None:
+    document = """subscription { celebrations(audience: TEAM, team: "platform") {
+        title recipient { id mutes { target } } } }"""
+    grace, ada = GraphQLWs(ws_url), GraphQLWs(ws_url)
+    for client, person in ((grace, "grace"), (ada, "ada")):
+        await client.connect(token(person))
+        await client.subscribe(document)
+    await wait_for(lambda: gateway.live.hub.subscriber_count() == 2, timeout=10)
+    gateway.live.apply(celebration("grace", "First thanks"))
+    mine = (await grace.next())["payload"]
+    theirs = (await ada.next())["payload"]
+    assert mine["data"]["celebrations"]["recipient"]["mutes"] == []
+    assert "errors" not in mine
+    assert theirs["data"]["celebrations"]["recipient"] is None or (
+        theirs["data"]["celebrations"]["recipient"].get("mutes") is None
+    )
+    assert theirs["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    for client in (grace, ada):
+        await client.close()

@@ -171,7 +171,7 @@ class SharedResponses:
         ):
             return None
         verdict = self._verdict(query)
-        if verdict.sharing is Sharing.NONE:
+        if verdict.sharing is Sharing.NONE or verdict.subscription:
             return None
         try:
             request_key = (

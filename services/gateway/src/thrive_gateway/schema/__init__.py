@@ -20,6 +20,7 @@ from thrive_gateway.schema.errors import (
     RateLimited,
     ValidationFailed,
 )
+from thrive_gateway.schema.executor import SharedEventExecutor
 from thrive_gateway.schema.mutations import Mutation
 from thrive_gateway.schema.queries import Query
 from thrive_gateway.schema.subscriptions import Subscription
@@ -63,6 +64,7 @@ def build_schema(
             ValidationFailed,
         ],
         extensions=[*extra_extensions, *protection_extensions(settings, allow_list=allow_list)],
+        execution_context_class=SharedEventExecutor,
         config=StrawberryConfig(
             disable_field_suggestions=settings.production,
             relay_max_results=settings.max_page_size,

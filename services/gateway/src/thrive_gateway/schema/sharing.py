@@ -1,11 +1,12 @@
 """Which documents may be answered from the response cache, and to whom.
 
-A document is cacheable when it is a query and every field it selects (fragments included)
-is in one of the allow-lists below: fields whose value is the same for every employee
-(`SHARED`), or fields about the caller that are the same for every request of that one
-person (`PERSONAL`, keyed by the person). Anything else - private thanks lists, someone's
-follows or mutes, ranks that hide opted-out people, operator fields, introspection - makes
-the whole document uncacheable, so it always runs through the resolvers and their checks.
+A document is cacheable when it is a query (or, for event sharing, a subscription) and
+every field it selects (fragments included) is in one of the allow-lists below: fields whose
+value is the same for every employee (`SHARED`), or fields about the caller that are the
+same for every request of that one person (`PERSONAL`, keyed by the person). Anything else -
+private thanks lists, someone's follows or mutes, ranks that hide opted-out people, operator
+fields, introspection - makes the whole document uncacheable, so it always runs through the
+resolvers and their checks.
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ from graphql import (
 SHARED_ROOTS = frozenset({"Query.feed", "Query.leaderboard"})
 # Root fields about the caller: cached per person, never served to anyone else.
 PERSONAL_ROOTS = frozenset({"Query.me"})
+# Subscriptions whose events are the same for every subscriber of a channel (each was
+# authorised when it subscribed): an event is executed once per document and variables.
+SHARED_SUBSCRIPTIONS = frozenset(
+    {"Subscription.celebrations", "Subscription.feed", "Subscription.leaderboardChanged"}
+)
 
 # Nested fields that do not depend on who asks. Thanks.message is only readable by anyone
 # because `feed` holds public thanks only; no private thanks can reach these types through
@@ -81,6 +87,14 @@ NESTED = frozenset(
         "Standing.rank",
         "Standing.score",
         "Standing.person",
+        "Celebration.id",
+        "Celebration.kind",
+        "Celebration.title",
+        "Celebration.about",
+        "Celebration.themes",
+        "Celebration.team",
+        "Celebration.deliveredAt",
+        "Celebration.recipient",
     }
 )
 
@@ -99,6 +113,7 @@ class Verdict:
 
     sharing: Sharing
     operation: str
+    subscription: bool = False
 
 
 NOT_CACHEABLE = Verdict(Sharing.NONE, "anonymous")
@@ -107,9 +122,14 @@ NOT_CACHEABLE = Verdict(Sharing.NONE, "anonymous")
 def judge(schema: GraphQLSchema, document: DocumentNode) -> Verdict:
     """How a response to `document` may be shared (see the module docstring)."""
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    if len(operations) != 1 or operations[0].operation != OperationType.QUERY:
+    if len(operations) != 1 or operations[0].operation == OperationType.MUTATION:
         # Several operations: which one runs depends on operationName; keep it simple.
         return NOT_CACHEABLE
+    roots = (
+        SHARED_SUBSCRIPTIONS
+        if operations[0].operation == OperationType.SUBSCRIPTION
+        else (SHARED_ROOTS)
+    )
     name = operations[0].name.value if operations[0].name else "anonymous"
     type_info = TypeInfo(schema)
     state = {"ok": True, "personal": False}
@@ -123,7 +143,7 @@ def judge(schema: GraphQLSchema, document: DocumentNode) -> Verdict:
             coordinate = f"{parent.name}.{field}" if parent is not None else ""
             if coordinate in PERSONAL_ROOTS:
                 state["personal"] = True
-            elif coordinate not in SHARED_ROOTS and coordinate not in NESTED:
+            elif coordinate not in roots and coordinate not in NESTED:
                 state["ok"] = False
                 return BREAK
             return None
@@ -131,4 +151,5 @@ def judge(schema: GraphQLSchema, document: DocumentNode) -> Verdict:
     visit(document, TypeInfoVisitor(type_info, Check()))
     if not state["ok"]:
         return Verdict(Sharing.NONE, name)
-    return Verdict(Sharing.PERSON if state["personal"] else Sharing.CLASS, name)
+    subscription = operations[0].operation == OperationType.SUBSCRIPTION
+    return Verdict(Sharing.PERSON if state["personal"] else Sharing.CLASS, name, subscription)

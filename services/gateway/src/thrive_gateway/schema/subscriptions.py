@@ -5,8 +5,9 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from enum import Enum
+from functools import partial
 from typing import Any
 
 import strawberry
@@ -59,6 +60,39 @@ class _Seen:
         return True
 
 
+_VIEWS: OrderedDict[tuple[str, int], tuple[Any, Any]] = OrderedDict()
+
+
+def shared_view(kind: str, item: Any, build: Callable[[], Any]) -> Any:
+    """One GraphQL object per live item and kind, shared by every socket that receives it.
+
+    Sharing the object lets SharedEventExecutor execute the event once per document instead
+    of once per socket. The item is kept with its view so its id cannot be reused meanwhile.
+    """
+    key = (kind, id(item))
+    found = _VIEWS.get(key)
+    if found is not None and found[0] is item:
+        return found[1]
+    view = build()
+    _VIEWS[key] = (item, view)
+    if len(_VIEWS) > 4_096:
+        _VIEWS.popitem(last=False)
+    return view
+
+
+def _celebration(notice: CelebrationNotice) -> Celebration:
+    return Celebration(
+        id=strawberry.ID(notice.id),
+        kind=notice.kind,
+        title=notice.title,
+        about=notice.about,
+        themes=list(notice.themes),
+        team=notice.team,
+        delivered_at=notice.delivered_at,
+        recipient_id=notice.recipient,
+    )
+
+
 @strawberry.type
 class Subscription:
     @strawberry.subscription(
@@ -93,16 +127,7 @@ class Subscription:
                 if audience != Audience.ME and not seen.first_time(notice.about):
                     continue
                 ctx.fresh_loaders()
-                yield Celebration(
-                    id=strawberry.ID(notice.id),
-                    kind=notice.kind,
-                    title=notice.title,
-                    about=notice.about,
-                    themes=list(notice.themes),
-                    team=notice.team,
-                    delivered_at=notice.delivered_at,
-                    recipient_id=notice.recipient,
-                )
+                yield shared_view("celebration", notice, partial(_celebration, notice))
 
     @strawberry.subscription(permission_classes=[IsAuthenticated])
     async def leaderboard_changed(
@@ -119,17 +144,22 @@ class Subscription:
             while True:
                 notice: BoardNotice = await queue.get()
                 ctx.fresh_loaders()
-                yield Leaderboard(
-                    metric=board,
-                    window=window,
-                    scope=scope,
-                    scope_id=notice.scope_id,
-                    period=notice.period,
-                    standings=[
-                        Standing(rank=rank, score=score, person_id=person)
-                        for person, rank, score in notice.top
-                    ],
-                )
+
+                # Everything here comes from the notice: the channel is this board's.
+                def board_view(n: BoardNotice = notice) -> Leaderboard:
+                    return Leaderboard(
+                        metric=board,
+                        window=window,
+                        scope=scope,
+                        scope_id=n.scope_id,
+                        period=n.period,
+                        standings=[
+                            Standing(rank=rank, score=score, person_id=person)
+                            for person, rank, score in n.top
+                        ],
+                    )
+
+                yield shared_view("board", notice, board_view)
 
     @strawberry.subscription(
         permission_classes=[IsAuthenticated], description="New public thanks and milestones."
@@ -146,10 +176,12 @@ class Subscription:
                     if item.visibility != "public":
                         continue
                     teams = (item.giver_team, item.helper_team)
-                    node: Thanks | Milestone = Thanks.from_dto(item)
+                    node: Thanks | Milestone = shared_view(
+                        "thanks", item, partial(Thanks.from_dto, item)
+                    )
                 elif isinstance(item, MilestoneDTO):
                     teams = (item.team, None)
-                    node = Milestone.from_dto(item)
+                    node = shared_view("milestone", item, partial(Milestone.from_dto, item))
                 else:
                     continue
                 if team is not None and team not in teams:
