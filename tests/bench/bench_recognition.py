@@ -1,7 +1,9 @@
 """Recognition ingest, end to end: external help-received events in, canonical events out.
 
 consume -> validate -> dedupe (inbox) -> persist -> evaluate milestones -> outbox -> published,
-with the real service code (thrive_recognition's runtime, in this process) on the real stack.
+with the real service: `thrive-recognition serve` as its own process (uvloop under uvicorn,
+as deployed) on the real stack, on this run's suffixed copies of the canonical topics
+(THRIVE_TOPIC_SUFFIX), so nothing reaches other people's consumers.
 
 - Sustained throughput: BENCH_RECOGNITION_EVENTS (default 100000) events are produced as fast
   as possible to a fresh ingest topic; the figure is events / (first produce -> every
@@ -10,26 +12,33 @@ with the real service code (thrive_recognition's runtime, in this process) on th
   BENCH_RECOGNITION_LATENCY_S seconds (default 20); per event, produce time -> the Kafka
   timestamp of the HelpReceived the relay published for it; p50/p90/p99/max.
 
-Both also as ratios of the raw ceiling measured in the same run. The service publishes to
-uniquely named copies of its canonical topics, so nothing reaches other people's consumers.
+- Batch core: the set-based ingest handler called in this process on 500-event batches
+  (no Kafka consume); the service process relays what it writes.
+
+Both also as ratios of the raw ceiling measured in the same run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import os
 import random
+import signal
+import socket
+import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from thrive_recognition.bootstrap import build_spec
+from thrive_recognition.bootstrap import tune_gc
+from thrive_recognition.entrypoints.kafka import RecognitionConsumers
 from thrive_recognition.settings import RecognitionSettings
 from thrive_shared.contracts import (
     ExternalHelp,
@@ -39,9 +48,10 @@ from thrive_shared.contracts import (
     parse_for_topic,
     topics,
 )
-from thrive_shared.db import migrate
+from thrive_shared.db import create_pool, migrate
+from thrive_shared.devstack import probes
+from thrive_shared.devstack.stack import CANONICAL_TOPICS
 from thrive_shared.kafka import OutgoingRecord, Publisher, RecordMeta
-from thrive_shared.service import Runtime
 
 from .harness import BenchContext, Result, Stopwatch, ceiling, now_ns, percentiles
 
@@ -94,20 +104,61 @@ _THEMES = [
 _SOURCES = ["helpdesk", "codereview", "learning"]
 
 
-class _RenamingPublisher:
-    """Sends the relay's records to this run's copies of the canonical topics."""
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
-    def __init__(self, inner: Publisher, mapping: dict[str, str]) -> None:
-        self.inner = inner
-        self.mapping = mapping
 
-    async def send_all(self, records: Sequence[OutgoingRecord]) -> None:
-        await self.inner.send_all(
-            [dataclasses.replace(r, topic=self.mapping.get(r.topic, r.topic)) for r in records]
-        )
+@contextlib.contextmanager
+def _service_process(ctx: BenchContext, url: str, suffix: str, port: int) -> Iterator[Any]:
+    """`thrive-recognition serve` on this run's database and topic copies."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("THRIVE_RECOGNITION_")}
+    env.update(
+        {
+            "DATABASE_URL": url,
+            "KAFKA_BOOTSTRAP_SERVERS": ctx.kafka_bootstrap,
+            topics.SUFFIX_ENV: suffix,
+            "LOG_JSON": "false",
+            "LOG_LEVEL": "WARNING",
+            "THRIVE_RECOGNITION_PORT": str(port),
+            "THRIVE_RECOGNITION_EXPIRY_SWEEP_SECONDS": "3600",
+        }
+    )
+    log = open(ctx.results_dir / "recognition-bench.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "thrive_recognition", "serve"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        log.close()
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
+
+async def _ready(proc: Any, port: int, *, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient() as client:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError("thrive-recognition serve exited; see recognition-bench.log")
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(f"http://127.0.0.1:{port}/ready")).status_code == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError("recognition not ready in time")
+            await asyncio.sleep(0.2)
 
 
 def _people(rng: random.Random, prefix: str) -> list[tuple[str, str, str]]:
@@ -138,14 +189,13 @@ def _help_events(
 
 @contextlib.asynccontextmanager
 async def _service(ctx: BenchContext) -> AsyncIterator[dict[str, Any]]:
-    """A migrated database, fresh topics and a running recognition runtime."""
+    """A migrated database, this run's topic copies and a running recognition process."""
     async with contextlib.AsyncExitStack() as stack:
         url = await stack.enter_async_context(ctx.fresh_database("bench_recognition"))
-        ingest = await stack.enter_async_context(ctx.fresh_topic(topics.INGEST_HELP))
-        directory = await stack.enter_async_context(ctx.fresh_topic(topics.DIRECTORY_PERSON))
-        out = {}
-        for canonical in (topics.HELP_RECEIVED, topics.MILESTONE_REACHED, topics.HELP_OFFERED):
-            out[canonical] = await stack.enter_async_context(ctx.fresh_topic(canonical))
+        suffix = ctx.unique("rb")
+        copies = {f"{name}-{suffix}": spec for name, spec in CANONICAL_TOPICS.items()}
+        await probes.ensure_topics(ctx.kafka_bootstrap, copies, deadline=time.monotonic() + 60)
+        stack.push_async_callback(probes.delete_topics, ctx.kafka_bootstrap, list(copies))
         settings = RecognitionSettings(
             database_url=url,
             kafka_bootstrap_servers=ctx.kafka_bootstrap,
@@ -155,18 +205,9 @@ async def _service(ctx: BenchContext) -> AsyncIterator[dict[str, Any]]:
         await asyncio.to_thread(
             migrate, url, schema=settings.db_schema, migrations_dir=settings.migrations_dir
         )
-        spec = build_spec(
-            settings,
-            directory_topic=directory,
-            ingest_topic=ingest,
-            group_suffix=ctx.unique("bench"),
-            sweep=False,
-        )
-        rt = Runtime(spec)
-        await rt.start()
-        stack.push_async_callback(rt.stop)
-        assert rt.relay is not None
-        rt.relay.publisher = _RenamingPublisher(rt.publisher, out)  # type: ignore[assignment]
+        port = _free_port()
+        proc = stack.enter_context(_service_process(ctx, url, suffix, port))
+        await _ready(proc, port)
         producer = Publisher(ctx.kafka_bootstrap, client_id=ctx.unique("bench-recognition"))
         await producer.start()
         stack.push_async_callback(producer.stop)
@@ -175,12 +216,12 @@ async def _service(ctx: BenchContext) -> AsyncIterator[dict[str, Any]]:
         )
         stack.push_async_callback(pool.close)
         yield {
-            "rt": rt,
+            "settings": settings,
             "pool": pool,
             "producer": producer,
-            "ingest": ingest,
-            "directory": directory,
-            "help_received": out[topics.HELP_RECEIVED],
+            "ingest": f"{topics.INGEST_HELP}-{suffix}",
+            "directory": f"{topics.DIRECTORY_PERSON}-{suffix}",
+            "help_received": f"{topics.HELP_RECEIVED}-{suffix}",
         }
 
 
@@ -221,11 +262,22 @@ async def _send(svc: dict[str, Any], items: Sequence[tuple[str, bytes]]) -> None
     )
 
 
-async def measure_throughput(svc: dict[str, Any], rng: random.Random, people: Any) -> dict:
+async def _outputs(pool: asyncpg.Pool) -> int:
+    """Events the service has published so far: a HelpReceived per thanks, one per milestone."""
+    return int(
+        await pool.fetchval(
+            "SELECT (SELECT count(*) FROM thanks) + (SELECT count(*) FROM milestones)"
+        )
+    )
+
+
+async def measure_throughput(
+    svc: dict[str, Any], rng: random.Random, people: Any
+) -> dict[str, Any]:
     """N events produced flat out; time until every effect is published."""
     applied = await svc["pool"].fetchval("SELECT count(*) FROM thanks")
     events = _help_events(rng, people, EVENTS, tag="tp")
-    published_before = svc["rt"].relay.published
+    published_before = await _outputs(svc["pool"])
     with Stopwatch() as sw:
         for i in range(0, len(events), 10_000):
             await _send(svc, events[i : i + 10_000])
@@ -235,18 +287,18 @@ async def measure_throughput(svc: dict[str, Any], rng: random.Random, people: An
         "events": EVENTS,
         "seconds": sw.seconds,
         "produce_seconds": produced_s,
-        "published": svc["rt"].relay.published - published_before,
+        "published": await _outputs(svc["pool"]) - published_before,
     }
 
 
-async def measure_latency(svc: dict[str, Any], rng: random.Random, people: Any) -> dict:
+async def measure_latency(svc: dict[str, Any], rng: random.Random, people: Any) -> dict[str, Any]:
     """Events at a fixed rate; produce -> published HelpReceived, per event."""
     n = int(RATE * LATENCY_S)
     events = _help_events(rng, people, n, tag="lat")
     sent_ms: dict[int, float] = {}
     topic = svc["help_received"]
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=svc["rt"].settings.kafka_bootstrap_servers, enable_auto_commit=False
+        bootstrap_servers=svc["settings"].kafka_bootstrap_servers, enable_auto_commit=False
     )
     await consumer.start()
     try:
@@ -290,21 +342,28 @@ async def measure_latency(svc: dict[str, Any], rng: random.Random, people: Any) 
     return {"events": n, "achieved_rate": achieved, "latencies_ns": latencies_ns}
 
 
-async def measure_batch_core(svc: dict[str, Any], rng: random.Random, people: Any) -> dict:
+async def measure_batch_core(
+    svc: dict[str, Any], rng: random.Random, people: Any
+) -> dict[str, Any]:
     """The set-based ingest handler fed 500-event batches directly (no Kafka consume)."""
-    consumers = svc["rt"].state["consumers"]
+    settings = svc["settings"]
+    consumers = RecognitionConsumers(settings.policies())
     n = BATCH_CORE_EVENTS
     raw = _help_events(rng, people, n, tag="core")
     envs = [parse_for_topic(topics.INGEST_HELP, v) for _, v in raw]
     meta = RecordMeta(topic=svc["ingest"], partition=0, offset=0, key=None, timestamp_ms=0)
     applied = await svc["pool"].fetchval("SELECT count(*) FROM thanks")
-    pool = svc["rt"].pool
+    pool = await create_pool(
+        settings.database_url, schema=settings.db_schema, min_size=1, max_size=2
+    )
+    tune_gc(settings.gc_threshold)  # as the service does at start
     with Stopwatch() as sw:
         for i in range(0, n, 500):
             async with pool.acquire() as conn, conn.transaction():
                 await consumers.ingest_batch(conn, [(e, meta) for e in envs[i : i + 500]])
         applied_s = sw.seconds
         await _drained(svc, applied + n, timeout=DRAIN_TIMEOUT_S)
+    await pool.close()
     return {"events": n, "seconds": sw.seconds, "applied_seconds": applied_s}
 
 

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import inspect
 import logging
+import os
 from typing import Any
 
 from thrive_shared.contracts import topics
@@ -31,6 +32,19 @@ async def expire_once(runtime: Runtime, policies: Policies, *, limit: int = 500)
     return len(expired)
 
 
+def tune_gc(threshold: int) -> None:
+    """Freeze what exists now and make young garbage collections rarer (process-wide)."""
+    # The ingest path allocates a few hundred short-lived objects per event, which with
+    # Python's defaults starts a young collection every few events and, now and then, a
+    # full one over every long-lived object: ~40% of the batch core's CPU. Startup objects
+    # leave the collector's sight (freeze) and young collections come rarer; reference
+    # counting still frees everything acyclic at once.
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(threshold, max(gen1, 20), max(gen2, 20))
+
+
 def build_spec(
     settings: RecognitionSettings | None = None,
     *,
@@ -39,21 +53,19 @@ def build_spec(
     group_suffix: str | None = None,
     sweep: bool = True,
 ) -> ServiceSpec:
-    """The service as the shared runtime runs it (topics overridable for isolated tests)."""
+    """The service as the shared runtime runs it (topics overridable for isolated tests).
+
+    On isolated topic copies (THRIVE_TOPIC_SUFFIX), the consumer groups carry the suffix
+    too, so a copy's consumers never join (and rebalance) the canonical groups.
+    """
     s = settings or RecognitionSettings()
+    if group_suffix is None:
+        group_suffix = os.environ.get(topics.SUFFIX_ENV) or None
     policies = s.policies()  # fail fast on a bad rule file, before anything connects
     consumers = RecognitionConsumers(policies)
 
     async def setup(rt: Runtime) -> None:
-        # The ingest path allocates a few hundred short-lived objects per event, which with
-        # Python's defaults starts a young collection every ~3 events and, now and then, a
-        # full one over every long-lived object: ~40% of the batch core's CPU. Startup
-        # objects leave the collector's sight (freeze) and young collections come rarer;
-        # reference counting still frees everything acyclic at once.
-        gc.collect()
-        gc.freeze()
-        _, gen1, gen2 = gc.get_threshold()
-        gc.set_threshold(s.gc_threshold, max(gen1, 20), max(gen2, 20))
+        tune_gc(s.gc_threshold)
         rt.state["policies"] = policies
         rt.state["consumers"] = consumers
         suffix = f".{group_suffix}" if group_suffix else ""
