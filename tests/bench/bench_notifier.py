@@ -88,7 +88,7 @@ TEAMS = 100
 THEMES = 200
 SEED = 20261125
 SECRET = "bench-webhook-secret"
-DRAIN_TIMEOUT_S = 900.0
+DRAIN_TIMEOUT_S = float(os.environ.get("BENCH_NOTIFIER_DRAIN_S", "2400"))
 MIX = (("thanks", 0.965), ("small", 0.02), ("large", 0.005), ("ask", 0.01))
 
 
@@ -461,17 +461,14 @@ def notifier_process(ctx: BenchContext, url: str, suffix: str) -> Any:
 
 async def wait_until(
     pool: asyncpg.Pool, sink: Sink, *, in_app: int, webhooks: int, timeout: float
-) -> None:
+) -> int:
+    """Wait until everything expected arrived; returns how many are still missing."""
     deadline = time.monotonic() + timeout
     while True:
         got = await pool.fetchval("SELECT count(*) FROM inbox_item")
-        if got >= in_app and len(sink.effects) >= webhooks:
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(
-                f"in-app {got}/{in_app}, webhooks {len(sink.effects)}/{webhooks} "
-                f"after {timeout:.0f}s"
-            )
+        missing = max(0, in_app - got) + max(0, webhooks - len(sink.effects))
+        if missing == 0 or time.monotonic() > deadline:
+            return int(missing)
         await asyncio.sleep(0.05)
 
 
@@ -541,14 +538,19 @@ async def main(ctx: BenchContext) -> Result:
             for i in range(0, len(events), 5000):
                 await send(producer, suffix, events[i : i + 5000])
             produced_s = sw.seconds
-            await wait_until(
+            undrained = await wait_until(
                 pool,
                 sink,
                 in_app=total.in_app,
                 webhooks=len(total.webhook_keys),
                 timeout=DRAIN_TIMEOUT_S,
             )
-        deliveries = exp.in_app + len(exp.webhook_keys)
+        deliveries = exp.in_app + len(exp.webhook_keys) - undrained
+        if undrained:
+            result.notes.append(
+                f"throughput: {undrained} deliveries still pending after {DRAIN_TIMEOUT_S:.0f}s;"
+                " the rate counts only what arrived"
+            )
         result.add(
             "deliveries_per_s",
             deliveries / sw.seconds,
@@ -578,13 +580,15 @@ async def main(ctx: BenchContext) -> Result:
             lat_events[i : i + slice_n] = chunk
             await send(producer, suffix, chunk)
         achieved = len(lat_events) / ((now_ns() - start) / 1e9)
-        await wait_until(
+        late = await wait_until(
             pool,
             sink,
             in_app=total.in_app,
             webhooks=len(total.webhook_keys),
             timeout=DRAIN_TIMEOUT_S,
         )
+        if late:
+            result.notes.append(f"latency: {late} deliveries still pending at the end")
         sent_at = {e.id: e.time.timestamp() for e in lat_events}
         rows = await pool.fetch(
             "SELECT event_id, delivered_at FROM delivery WHERE channel = 'in_app' "
