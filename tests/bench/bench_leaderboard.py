@@ -18,6 +18,14 @@
 
 Sizes: BENCH_LB_PEOPLE (default 1,000,000), BENCH_LB_THANKS (10,000,000),
 BENCH_LB_EVENTS (50,000), BENCH_LB_FRESHNESS (200). Lower them for a quick try only.
+BENCH_LB_PHASES (default `apply,queries,freshness,rebuild`) picks phases, e.g.
+`BENCH_LB_PHASES=queries BENCH_LB_PEOPLE=200000 BENCH_LB_THANKS=2000000` to iterate on
+query latency alone.
+
+The query phase first measures the same-run HTTP floor: a do-nothing raw ASGI app (a
+constant ~60-byte JSON body) under the same uvicorn, driven by the same 8 clients. It is
+what any answer costs on this machine at that moment (uvicorn, sockets, this driver), so
+the query figures are also reported as ratios to it.
 """
 
 from __future__ import annotations
@@ -48,12 +56,22 @@ from thrive_shared.contracts import topics as t
 from thrive_shared.db import create_pool, migrate
 from thrive_shared.kafka import OutgoingRecord, Publisher
 
-from .harness import BenchContext, Result, Stopwatch, ceiling, drive, per_second, percentiles
+from .harness import (
+    BenchContext,
+    Figure,
+    Result,
+    Stopwatch,
+    ceiling,
+    drive,
+    per_second,
+    percentiles,
+)
 
 PEOPLE = int(os.environ.get("BENCH_LB_PEOPLE", "1000000"))
 THANKS = int(os.environ.get("BENCH_LB_THANKS", "10000000"))
 EVENTS = int(os.environ.get("BENCH_LB_EVENTS", "50000"))
 FRESHNESS = int(os.environ.get("BENCH_LB_FRESHNESS", "200"))
+PHASES = set(os.environ.get("BENCH_LB_PHASES", "apply,queries,freshness,rebuild").split(","))
 CLIENTS = 8
 QUERY_SECONDS = 8.0
 TEAMS = max(1, PEOPLE // 100)
@@ -291,6 +309,52 @@ async def query_load(host: str, port: int, rng: random.Random, result: Result) -
             await conn.close()
 
 
+# The same-run HTTP floor: uvicorn as `serve` runs it (uvloop, httptools), no work at all.
+FLOOR_APP = """
+import sys, uvicorn
+BODY = b'{"person":"p0000000","opted_out":false,"rank":1,"score":1.0,"of":1}'
+HEAD = [(b"content-length", str(len(BODY)).encode()), (b"content-type", b"application/json")]
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": HEAD})
+    await send({"type": "http.response.body", "body": BODY})
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_config=None,
+            access_log=False, lifespan="off")
+"""
+
+
+async def http_floor(result: Result) -> None:
+    """Latency of a do-nothing ASGI app under the same uvicorn and load (baseline)."""
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", FLOOR_APP, str(port))
+    probe = HttpConnection("127.0.0.1", port)
+    conns = [HttpConnection("127.0.0.1", port) for _ in range(CLIENTS)]
+    try:
+        await wait_ready(probe, proc, timeout=60)
+
+        async def op(c: int, _s: int) -> None:
+            status, _body = await conns[c].get("/internal/v1/boards/rank?person=p0000001")
+            if status != 200:
+                raise RuntimeError(str(status))
+
+        report = await drive(op, clients=CLIENTS, duration_s=QUERY_SECONDS, warmup_s=1.0)
+        pct = report.percentiles()
+        result.set_baseline(
+            {
+                "http_floor_throughput": Figure(report.throughput, "ops/s", f"{CLIENTS} clients"),
+                "http_floor_p50_ms": Figure(pct["p50"], "ms", "do-nothing ASGI app, same uvicorn"),
+                "http_floor_p99_ms": Figure(pct["p99"], "ms", "do-nothing ASGI app, same uvicorn"),
+            }
+        )
+    finally:
+        for conn in (probe, *conns):
+            await conn.close()
+        if proc.returncode is None:
+            proc.terminate()
+            await proc.wait()
+
+
 async def produce(pub: Publisher, topic: str, envs: list[Any]) -> None:
     for i in range(0, len(envs), 5000):
         await pub.send_all(
@@ -356,7 +420,7 @@ async def main(ctx: BenchContext) -> Result:
                 giver=pid(rng.randrange(PEOPLE)),
                 at=now - timedelta(seconds=rng.randrange(3600)),
             )
-            for i in range(EVENTS)
+            for i in range(EVENTS if "apply" in PHASES else 0)
         ]
         envs = [e for e in envs if e.data.helper != e.data.giver]
         pub = Publisher(ctx.kafka_bootstrap, client_id="bench-leaderboard")
@@ -376,6 +440,7 @@ async def main(ctx: BenchContext) -> Result:
                         "default metric index, consumer started",
                     )
                     # Apply throughput: the consumer started on the pre-produced backlog.
+                    # (Without the apply phase there is no backlog and the loop is skipped.)
                     first_seen: tuple[float, float] | None = None
                     deadline = time.monotonic() + 900
                     applied = 0.0
@@ -399,11 +464,13 @@ async def main(ctx: BenchContext) -> Result:
                     ready = await probe.get_json("/internal/v1/boards/top", window="year")
                     result.add("year_board_people", ready["total"], "people")
 
-                    await query_load("127.0.0.1", port, rng, result)
+                    if "queries" in PHASES:
+                        await http_floor(result)
+                        await query_load("127.0.0.1", port, rng, result)
 
                     # Freshness: produce one event, poll the rank until it shows.
                     samples: list[int] = []
-                    for i in range(FRESHNESS):
+                    for i in range(FRESHNESS if "freshness" in PHASES else 0):
                         who = pid(rng.randrange(PEOPLE))
                         env_ = thanks_event(10_000_000 + i, helper=who, giver=pid(0), at=now)
                         before = await probe.get_json(
@@ -422,44 +489,60 @@ async def main(ctx: BenchContext) -> Result:
                                 break
                             await asyncio.sleep(0.001)
                         samples.append(time.perf_counter_ns() - t0)
-                    for key, value in percentiles(samples).items():
-                        result.add(f"freshness_{key}_ms", value, "ms")
+                    if samples:
+                        for key, value in percentiles(samples).items():
+                            result.add(f"freshness_{key}_ms", value, "ms")
                 finally:
                     await probe.close()
 
             # The same events replayed in batches (the rebuild path) into a fresh schema.
-            await asyncio.to_thread(
-                migrate, url, schema="leaderboard_rebuild", migrations_dir=MIGRATIONS
-            )
-            pool = await create_pool(url, schema="leaderboard_rebuild", min_size=1, max_size=2)
-            try:
-                applier = Applier(
-                    repo=Repository(), keys=make_keys(settings), tz=settings.tz(), boards=None
-                )
-                with Stopwatch() as sw:
-                    report = await replay_into(
-                        pool,
-                        bootstrap_servers=ctx.kafka_bootstrap,
-                        topic_groups=[[help_topic]],
-                        applier=applier,
-                        consumer_name="bench-rebuild",
-                    )
-                result.add(
-                    "rebuild_events_per_s",
-                    per_second(report.applied, sw.seconds),
-                    "events/s",
-                    "replay from Kafka, 5000 events per transaction",
-                )
-            finally:
-                await pool.close()
+            if "rebuild" in PHASES and envs:
+                await rebuild_path(url, ctx, settings, help_topic, result)
         finally:
             await pub.stop()
 
-    result.add_ratio(
-        "apply_vs_kafka_consume", figure="apply_events_per_s", of="kafka_consume_events_per_s"
-    )
+    if "apply_events_per_s" in result.figures:
+        result.add_ratio(
+            "apply_vs_kafka_consume", figure="apply_events_per_s", of="kafka_consume_events_per_s"
+        )
+    for name in ("top10", "rank", "neighbourhood"):
+        if f"http_{name}_p99_ms" in result.figures:
+            result.add_ratio(
+                f"http_{name}_p99_vs_floor", figure=f"http_{name}_p99_ms", of="http_floor_p99_ms"
+            )
+            result.add_ratio(
+                f"http_{name}_p50_vs_floor", figure=f"http_{name}_p50_ms", of="http_floor_p50_ms"
+            )
     result.add_target("http_top10_p99_ms", "<=", 2.0, "issue #4")
     result.add_target("http_rank_p99_ms", "<=", 5.0, "issue #4")
     result.add_target("apply_events_per_s", ">=", 10_000, "issue #4")
     result.add_target("freshness_p99_ms", "<=", 1000.0, "issue #4")
     return result
+
+
+async def rebuild_path(
+    url: str, ctx: BenchContext, settings: LeaderboardSettings, help_topic: str, result: Result
+) -> None:
+    """Replay the applied events in batches (the rebuild path) into a fresh schema."""
+    await asyncio.to_thread(migrate, url, schema="leaderboard_rebuild", migrations_dir=MIGRATIONS)
+    pool = await create_pool(url, schema="leaderboard_rebuild", min_size=1, max_size=2)
+    try:
+        applier = Applier(
+            repo=Repository(), keys=make_keys(settings), tz=settings.tz(), boards=None
+        )
+        with Stopwatch() as sw:
+            report = await replay_into(
+                pool,
+                bootstrap_servers=ctx.kafka_bootstrap,
+                topic_groups=[[help_topic]],
+                applier=applier,
+                consumer_name="bench-rebuild",
+            )
+        result.add(
+            "rebuild_events_per_s",
+            per_second(report.applied, sw.seconds),
+            "events/s",
+            "replay from Kafka, 5000 events per transaction",
+        )
+    finally:
+        await pool.close()

@@ -30,7 +30,7 @@ from thrive_shared.observability.tracing import exporting
 from thrive_shared.service import Runtime
 
 from thrive_leaderboard import metrics
-from thrive_leaderboard.domain.ranking import Ranked, RankIndex
+from thrive_leaderboard.domain.ranking import RankIndex
 from thrive_leaderboard.entrypoints.http import (
     MAX_FIRST,
     board_query,
@@ -205,12 +205,18 @@ class FastBoardReads:
 
     def _neighbourhood(self, boards: Leaderboards, qs: bytes) -> bytes:
         params = _params(qs)
+        q = board_query(params)
+        person = person_param(params)
         above = int_param(params, "above", 2, low=0, high=20)
         below = int_param(params, "below", 2, low=0, high=20)
-        q, answer, idx = self._rank_answer(boards, params)
-        lines: list[Ranked] = []
-        if idx is not None and answer.rank is not None:
-            lines = idx.around(answer.person, above=above, below=below)
+        boards.check_person_board(q)
+        period = boards.period_for(q)
+        if boards.directory.is_opted_out(person):
+            return orjson.dumps(rank_json(q, RankAnswer(person, period, opted_out=True)))
+        idx = boards.resident_index(q, period)
+        if idx is None:
+            raise _Fallthrough
+        answer, lines = boards.neighbourhood_in(idx, person, period, above=above, below=below)
         return orjson.dumps(neighbourhood_json(q, answer, lines))
 
 
