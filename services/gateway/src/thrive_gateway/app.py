@@ -30,7 +30,7 @@ from thrive_gateway.auth.dev_issuer import DevIssuer
 from thrive_gateway.auth.jwks import JwksFetcher, http_fetcher
 from thrive_gateway.clients.api import Services
 from thrive_gateway.clients.http import http_services
-from thrive_gateway.fastpath import PRINCIPAL_KEY, TAGS_KEY, SharedResponses
+from thrive_gateway.fastpath import PRINCIPAL_KEY, TAGS_KEY, DirectWebSocket, SharedResponses
 from thrive_gateway.live.cache import TtlCache
 from thrive_gateway.live.consumer import (
     LIVE_TOPICS,
@@ -291,6 +291,7 @@ def create_app(
         app = _plain_app(gateway, routes, close_clients)
     app.state.gateway = gateway
     # Innermost first: the response cache needs the principal, and a hit skips the rest.
+    app.add_middleware(DirectWebSocket, endpoint=graphql)
     app.add_middleware(
         SharedResponses,
         cache=gateway.live.responses,

@@ -213,6 +213,23 @@ class SharedResponses:
         return bound
 
 
+class DirectWebSocket:
+    """GraphQL WebSockets go straight to the GraphQL app, past routing, HTTP metrics and the
+    ASGI tracing wrapper: that wrapper would hold one server span open for the connection's
+    whole life and update it on every message sent, a cost paid per socket per event."""
+
+    def __init__(self, app: ASGIApp, *, endpoint: ASGIApp, path: str = "/graphql") -> None:
+        self.app = app
+        self.endpoint = endpoint
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == self.path:
+            await self.endpoint(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def _plain_json(scope: Scope) -> bool:
     """A JSON request that wants a plain JSON answer (no multipart, no incremental delivery)."""
     content_type = b""
