@@ -182,3 +182,46 @@ async def test_fields_only_the_recipient_may_see_are_never_shared_between_socket
     assert theirs["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     for client in (grace, ada):
         await client.close()
+
+
+async def test_a_plain_projection_reads_exactly_what_full_execution_would(
+    ws_url: str, token: Any, gateway: Gateway
+) -> None:
+    fields = "__typename id kind title about themes team when: deliveredAt"
+    projected = GraphQLWs(ws_url)
+    executed = GraphQLWs(ws_url)  # `recipient` makes graphql-core execute this one
+    await projected.connect(token("grace"))
+    await projected.subscribe(f"subscription {{ celebrations {{ {fields} }} }}")
+    await executed.connect(token("grace"))
+    await executed.subscribe(f"subscription {{ celebrations {{ {fields} recipient {{ id }} }} }}")
+    await wait_for(lambda: gateway.live.hub.subscriber_count() == 2, timeout=10)
+    event = celebration("grace", "Ada thanked you")
+    gateway.live.apply(event)
+    fast = (await projected.next())["payload"]["data"]["celebrations"]
+    full = (await executed.next())["payload"]["data"]["celebrations"]
+    assert full.pop("recipient") == {"id": "grace"}
+    assert fast == full
+    assert fast["when"] == event.data.delivered_at.isoformat()
+    assert fast["__typename"] == "Celebration"
+    for client in (projected, executed):
+        await client.close()
+
+
+def test_only_plain_attribute_documents_are_projected() -> None:
+    from graphql import OperationDefinitionNode, parse
+    from thrive_gateway.schema import build_schema
+    from thrive_gateway.schema.executor import projection_of
+
+    schema = build_schema()._schema
+
+    def projected(document: str) -> bool:
+        operation = parse(document).definitions[0]
+        assert isinstance(operation, OperationDefinitionNode)
+        return projection_of(schema, operation) is not None
+
+    assert projected("subscription { celebrations { id title deliveredAt } }")
+    assert not projected("subscription { celebrations { id recipient { id } } }")
+    assert not projected("subscription { celebrations { id @include(if: true) } }")
+    assert not projected("subscription { celebrations { ... on Celebration { id } } }")
+    assert not projected("subscription { feed { __typename } }")
+    assert not projected("subscription { leaderboardChanged { standings { rank } } }")
