@@ -37,7 +37,6 @@ def test_unknown_mechanism_is_refused() -> None:
 
 def test_a_closed_connection_is_transient_but_a_programming_error_is_not() -> None:
     import asyncpg
-
     from thrive_shared.kafka.consumer import _raise_if_transient, _Transient
 
     with pytest.raises(_Transient):
