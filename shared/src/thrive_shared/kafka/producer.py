@@ -9,8 +9,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber
 from faststream.kafka import KafkaBroker
+from faststream.kafka.security import parse_security
 from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 
 log = logging.getLogger(__name__)
@@ -90,11 +92,13 @@ class OutgoingRecord:
 
 
 class Publisher:
-    """A publisher-only broker that can be recreated when its idempotent producer gets stuck.
+    """A publish-only aiokafka producer that is recreated when it gets stuck.
 
+    Plain aiokafka rather than faststream's publish path: the outbox relay and the DLQ send
+    records in bulk, and per-record framework overhead capped them near 2k records/s.
     aiokafka's idempotent producer has been seen stuck on OutOfOrderSequenceNumber after a
-    short broker outage until restarted (aiokafka#1017); recreating the producer resets its
-    producer id and sequence numbers.
+    short broker outage until restarted (aiokafka#1017); recreating it resets its producer
+    id and sequence numbers.
     """
 
     def __init__(
@@ -103,25 +107,28 @@ class Publisher:
         self.bootstrap_servers = bootstrap_servers
         self.client_id = client_id
         self.security = security
-        self._broker: KafkaBroker | None = None
+        self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
         """Connect the producer."""
         async with self._lock:
-            if self._broker is None:
-                broker = make_broker(
-                    self.bootstrap_servers, client_id=self.client_id, security=self.security
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self.bootstrap_servers,
+                    client_id=self.client_id,
+                    **PRODUCER_SETTINGS,
+                    **parse_security(self.security),
                 )
-                await broker.connect()
-                self._broker = broker
+                await producer.start()
+                self._producer = producer
 
     async def stop(self) -> None:
         """Flush and close the producer."""
         async with self._lock:
-            if self._broker is not None:
-                broker, self._broker = self._broker, None
-                await broker.stop()
+            if self._producer is not None:
+                producer, self._producer = self._producer, None
+                await producer.stop()
 
     async def reset(self) -> None:
         """Throw the producer away and make a new one."""
@@ -133,38 +140,42 @@ class Publisher:
         """Produce records in order and wait until the broker acknowledged every one."""
         if not records:
             return
-        if self._broker is None:
+        if self._producer is None:
             await self.start()
-        assert self._broker is not None
-        futures = []
+        producer = self._producer
+        assert producer is not None
+        futures: list[asyncio.Future[Any]] = []
         try:
             for rec in records:
-                fut = await self._broker.publish(
-                    rec.value,
-                    topic=rec.topic,
-                    key=rec.key.encode(),
-                    headers=rec.headers,
-                    no_confirm=True,
+                futures.append(
+                    await producer.send(
+                        rec.topic,
+                        rec.value,
+                        key=rec.key.encode(),
+                        headers=[(k, v.encode()) for k, v in rec.headers.items()],
+                    )
                 )
-                futures.append(fut)
             await asyncio.gather(*futures)
         except OutOfOrderSequenceNumber:
-            for fut in futures:
-                if not fut.done():
-                    fut.cancel()
+            _cancel(futures)
             await self.reset()
             raise
         except KafkaError:
-            for fut in futures:
-                if not fut.done():
-                    fut.cancel()
+            _cancel(futures)
             raise
 
     async def ping(self) -> bool:
         """True if the producer is connected and the cluster answers a metadata request."""
-        if self._broker is None:
+        if self._producer is None:
             return False
         try:
-            return bool(await self._broker.ping(timeout=2.0))
+            await asyncio.wait_for(self._producer.client.fetch_all_metadata(), 2.0)
+            return True
         except Exception:  # readiness probe: any failure means not ready
             return False
+
+
+def _cancel(futures: Sequence[asyncio.Future[Any]]) -> None:
+    for fut in futures:
+        if not fut.done():
+            fut.cancel()
