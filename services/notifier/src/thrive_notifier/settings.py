@@ -52,7 +52,7 @@ class NotifierSettings(CommonSettings):
     email_enabled: bool = True
 
     # fan-out worker: takes queued celebrations in batches
-    fanout_batch_size: int = Field(default=500, ge=1)
+    fanout_batch_size: int = Field(default=200, ge=1)
     fanout_workers: int = Field(default=2, ge=1, le=16)
     fanout_idle_seconds: float = Field(default=0.5, gt=0)
 

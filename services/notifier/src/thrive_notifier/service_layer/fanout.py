@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -104,9 +105,15 @@ async def announce(
     repo: Repository, created: list[tuple[NewDelivery, int]], *, now: datetime
 ) -> None:
     """Publish CelebrationDelivered for new, non-quiet in-app deliveries (via the outbox)."""
-    envelopes = [e for d, _id in created if (e := delivered_envelope(d, at=now)) is not None]
-    if envelopes:
-        await repo.publish(envelopes)
+    envelopes: list[Envelope[CelebrationDelivered]] = []
+    for n, (d, _id) in enumerate(created, 1):
+        if (e := delivered_envelope(d, at=now)) is not None:
+            envelopes.append(e)
+        if n % 1000 == 0:
+            await asyncio.sleep(0)  # see celebrate_many: stay responsive on big fan-outs
+    for start in range(0, len(envelopes), 2000):
+        await repo.publish(envelopes[start : start + 2000])
+        await asyncio.sleep(0)
 
 
 async def celebrate(repo: Repository, c: Celebration, *, now: datetime) -> FanOutResult:
@@ -137,6 +144,9 @@ async def celebrate_many(
     batch = _Batch(data=data, urls=urls, now=now, used=dict(data.used), result=result)
     for c in cs:
         batch.plan(c, facts[c.event_id])
+        # A large milestone plans thousands of deliveries: let the Kafka heartbeats and the
+        # relay run between celebrations rather than stall them for seconds.
+        await asyncio.sleep(0)
     created = await repo.commit_fanout(
         spend=batch.spend,
         deliveries=batch.unique_deliveries(),
