@@ -102,6 +102,7 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.idle_poll = idle_poll
         self.published = 0
+        self._stats_at = 0.0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
@@ -148,10 +149,11 @@ class OutboxRelay:
         while True:
             try:
                 await self._ensure_listener()
+                # Clear before relaying: a NOTIFY arriving while we relay must wake us again.
+                self._wake.clear()
                 moved = await self.relay_once()
                 backoff = 0.2
                 if moved < self.batch_size:
-                    self._wake.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.idle_poll)
             except asyncio.CancelledError:
@@ -205,10 +207,14 @@ class OutboxRelay:
                 for r in rows:
                     metrics.EVENTS_PRODUCED.labels(self.service, r["topic"], r["event_type"]).inc()
                 self.published += len(rows)
-            stats = await conn.fetchrow(_STATS)
-        metrics.OUTBOX_BACKLOG.labels(self.service).set(stats["n"])
-        age = (stats["now"] - stats["oldest"]).total_seconds() if stats["oldest"] else 0.0
-        metrics.OUTBOX_OLDEST_AGE.labels(self.service).set(max(0.0, age))
+            # The backlog gauges need a count(*): refresh them every couple of seconds.
+            now = time.monotonic()
+            if now - self._stats_at >= 2.0 or not rows:
+                self._stats_at = now
+                stats = await conn.fetchrow(_STATS)
+                metrics.OUTBOX_BACKLOG.labels(self.service).set(stats["n"])
+                age = (stats["now"] - stats["oldest"]).total_seconds() if stats["oldest"] else 0.0
+                metrics.OUTBOX_OLDEST_AGE.labels(self.service).set(max(0.0, age))
         return len(rows)
 
 

@@ -134,6 +134,7 @@ class Runtime:
             after_commit=after_commit,
             auto_offset_reset=auto_offset_reset,
             batch_handler=batch_handler,
+            batch_timeout_ms=self.settings.consumer_batch_timeout_ms,
         )
         consumer.register(self.broker)
         self.consumers.append(consumer)

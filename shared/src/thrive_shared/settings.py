@@ -49,6 +49,9 @@ class CommonSettings(BaseSettings):
     db_pool_min: int = 2
     db_pool_max: int = 10
     consumer_max_records: int = 500
+    consumer_batch_timeout_ms: int = Field(
+        default=20, ge=1, description="Poll wait; bounds the latency an idle consumer adds."
+    )
     consumer_max_attempts: int = Field(
         default=3, description="Handler failures per event before it is dead-lettered."
     )

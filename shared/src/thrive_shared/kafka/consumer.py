@@ -179,6 +179,7 @@ class EventConsumer:
         after_commit: AfterCommit | None = None,
         retry_backoff: float = 1.0,
         batch_handler: BatchHandler | None = None,
+        batch_timeout_ms: int = 20,
     ) -> None:
         self.service = service
         self.name = name
@@ -193,6 +194,9 @@ class EventConsumer:
         self.after_commit = after_commit
         self.retry_backoff = retry_backoff
         self.batch_handler = batch_handler
+        # How long a poll waits for records; faststream also sleeps this long after an empty
+        # poll, so it bounds the latency an idle consumer adds.
+        self.batch_timeout_ms = batch_timeout_ms
         self.batches = 0
         self._subscriber: Any = None
         self._applied_offsets: dict[TopicPartition, int] = {}
@@ -211,7 +215,7 @@ class EventConsumer:
             group_id=self.group_id,
             auto_offset_reset=self.auto_offset_reset,
             max_records=self.max_records,
-            batch_timeout_ms=50,
+            batch_timeout_ms=self.batch_timeout_ms,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             decoder=raw,
             listener=_CommitOnRevoke(self),

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from aiokafka import ConsumerRecord
 
 from thrive_shared.contracts.dlq import DLQ_TOPIC, DeadLetter
+from thrive_shared.contracts.topics import physical
 from thrive_shared.kafka.producer import OutgoingRecord, Publisher
 from thrive_shared.observability import metrics
 
@@ -29,9 +30,10 @@ class Failure:
 class DeadLetters:
     """Publishes failures to thrive.dlq.v1: original key and bytes, headers naming the cause."""
 
-    def __init__(self, publisher: Publisher, *, service: str, topic: str = DLQ_TOPIC) -> None:
+    def __init__(self, publisher: Publisher, *, service: str, topic: str | None = None) -> None:
         self.publisher = publisher
         self.service = service
+        # None: the canonical DLQ, or its isolated copy when THRIVE_TOPIC_SUFFIX is set.
         self.topic = topic
 
     async def send(self, failures: Sequence[Failure], *, consumer: str) -> None:
@@ -39,6 +41,7 @@ class DeadLetters:
         if not failures:
             return
         now = datetime.now(UTC)
+        dlq_topic = self.topic or physical(DLQ_TOPIC)
         out = []
         for f in failures:
             rec = f.record
@@ -56,7 +59,7 @@ class DeadLetters:
             headers.update({k: v.decode() for k, v in letter.headers()})
             key = rec.key.decode("utf-8", "replace") if rec.key else f"{rec.topic}:{rec.partition}"
             out.append(
-                OutgoingRecord(topic=self.topic, key=key, value=rec.value or b"", headers=headers)
+                OutgoingRecord(topic=dlq_topic, key=key, value=rec.value or b"", headers=headers)
             )
             metrics.DLQ_EVENTS.labels(self.service, rec.topic, f.error_class).inc()
             log.warning(

@@ -74,22 +74,25 @@ def setup_tracing(
     if _configured:
         provider = trace.get_tracer_provider()
         return provider if isinstance(provider, TracerProvider) else None
-    provider = TracerProvider(
-        resource=Resource.create({"service.name": service_name}), sampler=sampler()
-    )
     if exporter is None and otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         exporter = OTLPSpanExporter(endpoint=otlp_endpoint.rstrip("/") + "/v1/traces")
-    if exporter is not None:
-        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
-        _exporting = True
-    trace.set_tracer_provider(provider)
     _configured = True
     # Outgoing HTTP (the gateway's calls to the services, webhooks) carries traceparent.
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
     HTTPXClientInstrumentor().instrument()
+    if exporter is None:
+        # Nothing would receive spans: keep OpenTelemetry's no-op tracer, so no span is
+        # recorded per event for nothing. Incoming trace context still passes through.
+        return None
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service_name}), sampler=sampler()
+    )
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
+    _exporting = True
+    trace.set_tracer_provider(provider)
     return provider
 
 
