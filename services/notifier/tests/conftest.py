@@ -153,11 +153,7 @@ class Mailbox:
 
 @pytest.fixture
 def smtp() -> Any:
-    # aiosmtpd is in the notifier's dev dependency group: `uv sync --all-packages` installs it.
-    controller_mod = pytest.importorskip(
-        "aiosmtpd.controller", reason="aiosmtpd missing: run `uv sync --all-packages`"
-    )
-    Controller = controller_mod.Controller
+    from aiosmtpd.controller import Controller  # test-only: in the root dev group
 
     box = Mailbox(port=free_port())
     controller = Controller(box, hostname="127.0.0.1", port=box.port)
