@@ -17,8 +17,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from thrive_shared.contracts import topics
 from thrive_shared.devstack import Endpoints, StackConfig, containers, ensure_up, status
+from thrive_shared.devstack import kafka as devstack_kafka
 from thrive_shared.devstack.errors import PrerequisiteError
-from thrive_shared.devstack.kafka import LocalKafka
+from thrive_shared.devstack.kafka import LocalKafka, new_cluster_id
 from thrive_shared.devstack.postgres import LocalPostgres
 from thrive_shared.devstack.prereqs import require_java
 from thrive_shared.devstack.probes import run_async
@@ -240,6 +241,19 @@ async def cleanup_policy(admin: AIOKafkaAdminClient, topic: str) -> str:
     )
     entries = {entry[0]: entry[1] for entry in response.resources[0][4]}
     return str(entries["cleanup.policy"])
+
+
+def test_a_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Uuid bytes starting 0xF8 encode to "-...", which kafka-storage's parser reads as an option.
+    import uuid
+
+    draws = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=b"\x10" + bytes(15))])
+    monkeypatch.setattr(devstack_kafka.uuid, "uuid4", lambda: next(draws))
+
+    cluster_id = new_cluster_id()
+
+    assert cluster_id == "EAAAAAAAAAAAAAAAAAAAAA"
+    assert len(cluster_id) == 22
 
 
 @pytest.mark.stack

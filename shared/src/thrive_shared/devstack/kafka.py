@@ -195,5 +195,12 @@ class LocalKafka:
 
 
 def new_cluster_id() -> str:
-    """A Kafka cluster id: a random UUID in URL-safe base64 without padding (as Uuid.toString)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A Kafka cluster id: a random UUID in URL-safe base64 without padding (as Uuid.toString).
+
+    Like Kafka's own ``Uuid.randomUuid``, an id starting with ``-`` is drawn again: the storage
+    tool's argument parser would take it for an option (one id in 64 did, and format failed).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
