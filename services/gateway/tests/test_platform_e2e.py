@@ -4,19 +4,17 @@ appear live on another person's wall — over graphql-transport-ws, and in a rea
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from thrive_shared.contracts import topics
 from thrive_shared.devstack import Endpoints
-from thrive_shared.platform import NAMES, Platform
-from thrive_shared.testing import wait_for, with_database
+from thrive_shared.platform import Platform
+from thrive_shared.testing import isolated_platform, wait_for
 
 from .wsclient import GraphQLWs
 
@@ -35,61 +33,33 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 async def running(
     stack: Endpoints, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Platform]:
     """The four services on free ports, a fresh database and their own topic copies, seeded
     with the demo people."""
-    name = f"thrive_gw_e2e_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(stack.database_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    plat = Platform(
-        kafka=stack.kafka_bootstrap,
-        database=with_database(stack.database_url, name),
-        ports={n: _free_port() for n in NAMES},
-        topic_suffix=uuid.uuid4().hex[:10],
-        log_dir=Path(tmp_path_factory.mktemp("gateway-e2e-logs")),
-        extra_env={"LOG_LEVEL": "INFO"},
-    )
-    await plat.create_topics()
-    plat.migrate()
-    plat.start()
-    previous = os.environ.get(topics.SUFFIX_ENV)
-    os.environ[topics.SUFFIX_ENV] = plat.topic_suffix
-    try:
-        await plat.wait_ready(deadline_s=120)
-        from thrive_shared.demo import publish_people
-
-        await publish_people(plat.kafka)
-        async with httpx.AsyncClient() as client:
-
-            async def known() -> bool:
-                r = await client.get(plat.url("recognition") + "/internal/v1/people/grace")
-                return r.status_code == 200
-
-            await wait_for(known, timeout=60, interval=0.3, message="people never mirrored")
-        yield plat
-    finally:
-        if previous is None:
-            os.environ.pop(topics.SUFFIX_ENV, None)
-        else:
-            os.environ[topics.SUFFIX_ENV] = previous
-        plat.stop()
-        admin = await asyncpg.connect(stack.database_url)
+    log_dir = tmp_path_factory.mktemp("gateway-e2e-logs")
+    async with isolated_platform(stack, label="gw_e2e", log_dir=log_dir) as plat:
+        previous = os.environ.get(topics.SUFFIX_ENV)
+        os.environ[topics.SUFFIX_ENV] = plat.topic_suffix
         try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            from thrive_shared.demo import publish_people
+
+            await publish_people(plat.kafka)
+            async with httpx.AsyncClient() as client:
+
+                async def known() -> bool:
+                    r = await client.get(plat.url("recognition") + "/internal/v1/people/grace")
+                    return r.status_code == 200
+
+                await wait_for(known, timeout=60, interval=0.3, message="people never mirrored")
+            yield plat
         finally:
-            await admin.close()
+            if previous is None:
+                os.environ.pop(topics.SUFFIX_ENV, None)
+            else:
+                os.environ[topics.SUFFIX_ENV] = previous
 
 
 async def token_for(client: httpx.AsyncClient, gateway: str, person: str) -> str:

@@ -10,6 +10,9 @@ Fixtures:
 Helpers:
     wait_for(cond, *, timeout=10.0, ...)  poll a sync or async condition with a deadline.
     unique_name(prefix)                   e.g. consumer group ids that no other run shares.
+    fresh_database(server_url, prefix)    async context: a new empty database, dropped after.
+    isolated_platform(stack, ...)         async context: the four services as real processes
+                                          on a fresh database, own topic copies, free ports.
 
 Tests marked `stack` get the stack started automatically, even without asking for a fixture.
 Many people share one stack: isolate by these fixtures, never stop the stack from a test.
@@ -20,10 +23,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
+import socket
 import time
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
@@ -34,8 +40,17 @@ from aiokafka.errors import KafkaError
 
 from thrive_shared.devstack import Endpoints, ensure_up, probes
 from thrive_shared.devstack.probes import TopicSpec, quote_ident
+from thrive_shared.platform import NAMES, Platform
 
-__all__ = ["TopicFactory", "unique_name", "wait_for", "with_database"]
+__all__ = [
+    "TopicFactory",
+    "free_port",
+    "fresh_database",
+    "isolated_platform",
+    "unique_name",
+    "wait_for",
+    "with_database",
+]
 
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 # Kafka caps topic names at 249 characters; leave room for the suffix.
@@ -63,6 +78,64 @@ def with_database(url: str, database: str) -> str:
     """The same server URL pointing at another database."""
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path="/" + database))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@asynccontextmanager
+async def fresh_database(server_url: str, prefix: str) -> AsyncIterator[str]:
+    """URL of a new, empty database on `server_url`'s server; dropped on exit, even if in use."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        # template0: always empty, and nobody can be connected to it (template1 may be busy).
+        await admin.execute(f"CREATE DATABASE {quote_ident(name)} TEMPLATE template0")
+    finally:
+        await admin.close()
+    try:
+        yield with_database(server_url, name)
+    finally:
+        admin = await asyncpg.connect(server_url)
+        try:
+            await admin.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
+        finally:
+            await admin.close()
+
+
+@asynccontextmanager
+async def isolated_platform(
+    stack: Endpoints,
+    *,
+    label: str,
+    log_dir: Path,
+    extra_env: Mapping[str, str] | None = None,
+    ready_deadline_s: float = 120.0,
+) -> AsyncIterator[Platform]:
+    """recognition, leaderboard, notifier and gateway as real processes, on a fresh database,
+    on their own copies of every topic and on free ports, so nothing else on the machine
+    interferes; stopped and their database dropped on exit."""
+    async with fresh_database(stack.database_url, f"thrive_{label}") as database:
+        plat = Platform(
+            kafka=stack.kafka_bootstrap,
+            database=database,
+            ports={n: free_port() for n in NAMES},
+            topic_suffix=uuid.uuid4().hex[:10],
+            log_dir=log_dir,
+            extra_env={"LOG_LEVEL": "INFO", **(extra_env or {})},
+        )
+        await plat.create_topics()
+        plat.migrate()
+        plat.start()
+        try:
+            await plat.wait_ready(deadline_s=ready_deadline_s)
+            yield plat
+        finally:
+            plat.stop()
 
 
 async def wait_for(
@@ -116,21 +189,8 @@ def _thrive_stack_for_marked_tests(request: pytest.FixtureRequest) -> None:
 async def database_url(stack: Endpoints, request: pytest.FixtureRequest) -> AsyncIterator[str]:
     """A fresh, empty database for this test only (dropped afterwards, even if still in use)."""
     slug = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower()).strip("_")[:_DB_SLUG_MAX]
-    name = f"t_{slug}_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(stack.database_url)
-    try:
-        # template0: always empty, and nobody can be connected to it (template1 may be busy).
-        await admin.execute(f"CREATE DATABASE {quote_ident(name)} TEMPLATE template0")
-    finally:
-        await admin.close()
-    try:
-        yield with_database(stack.database_url, name)
-    finally:
-        admin = await asyncpg.connect(stack.database_url)
-        try:
-            await admin.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
-        finally:
-            await admin.close()
+    async with fresh_database(stack.database_url, f"t_{slug}") as url:
+        yield url
 
 
 @pytest.fixture
