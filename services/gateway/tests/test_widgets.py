@@ -36,6 +36,44 @@ def test_every_operation_a_widget_names_exists() -> None:
     assert used <= set(OPERATIONS), used - set(OPERATIONS)
 
 
+def test_the_leaderboard_widget_asks_for_the_board_apart_from_the_viewer_rank() -> None:
+    # The board is the same for every employee, so the gateway may share one cached answer;
+    # the viewer's rank is personal and travels in its own operation.
+    from thrive_gateway.schema.sharing import Sharing, judge
+
+    assert judge(schema._schema, parse(OPERATIONS["Leaderboard"])).sharing is Sharing.CLASS
+    assert judge(schema._schema, parse(OPERATIONS["MyRank"])).sharing is Sharing.NONE
+
+
+async def test_widgets_may_send_hashes_alone_outside_persisted_only_mode(
+    client: httpx.AsyncClient, token: Any
+) -> None:
+    from thrive_gateway.protection.persisted import document_hash
+
+    headers = {"Authorization": f"Bearer {token('grace')}"}
+    known = await client.post(
+        "/graphql",
+        json={
+            "variables": {"board": "SERVICE", "window": "MONTH"},
+            "operationName": "MyRank",
+            "extensions": {
+                "persistedQuery": {"version": 1, "sha256Hash": document_hash(OPERATIONS["MyRank"])}
+            },
+        },
+        headers=headers,
+    )
+    assert known.json()["data"]["myRank"]["optedOut"] is False
+    # An unknown hash gets the code a client answers by sending the document itself.
+    unknown = await client.post(
+        "/graphql",
+        json={"extensions": {"persistedQuery": {"version": 1, "sha256Hash": "f" * 64}}},
+        headers=headers,
+    )
+    assert unknown.json()["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"
+    free_text = await client.post("/graphql", json={"query": "{ me { id } }"}, headers=headers)
+    assert free_text.json()["data"]["me"] == {"id": "grace"}
+
+
 @pytest.fixture
 async def prod(platform: InMemoryPlatform) -> Any:
     settings = make_settings(persisted_queries_only=True)

@@ -229,12 +229,13 @@ def build_gateway(
     )
 
 
-def _allow_list(settings: GatewaySettings) -> Mapping[str, str] | None:
+def _allow_list(settings: GatewaySettings) -> Mapping[str, str]:
+    """Documents known by hash: the widgets' operations always (so widgets can send hashes
+    alone), plus an operator's file. `persisted_queries_only` makes it the only way in."""
+    known = allow_list_of_operations(WIDGET_OPERATIONS)
     if settings.persisted_queries_file is not None:
-        return load_allow_list(settings.persisted_queries_file)
-    if settings.persisted_queries_only:
-        return allow_list_of_operations(WIDGET_OPERATIONS)
-    return None
+        known.update(load_allow_list(settings.persisted_queries_file))
+    return known
 
 
 def create_app(

@@ -29,17 +29,44 @@ export async function operation(name) {
   return ops[name];
 }
 
-export async function gql(name, variables = {}) {
-  const query = await operation(name);
+// SHA-256 of each document, for persisted queries (Apollo's APQ request shape). WebCrypto
+// exists only in secure contexts (https, localhost); elsewhere the document itself is sent.
+const hashes = new Map();
+async function documentHash(query) {
+  if (!globalThis.crypto || !crypto.subtle) return null;
+  if (!hashes.has(query)) {
+    hashes.set(query, crypto.subtle.digest('SHA-256', new TextEncoder().encode(query)).then((buf) =>
+      Array.from(new Uint8Array(buf), (b) => b.toString(16).padStart(2, '0')).join('')));
+  }
+  return hashes.get(query);
+}
+
+async function post(payload) {
   const res = await fetch(endpoint(), {
     method: 'POST',
     headers: {
       'Content-Type': 'application/json',
       ...(state.token ? { Authorization: `Bearer ${state.token}` } : {}),
     },
-    body: JSON.stringify({ query, variables, operationName: name }),
+    body: JSON.stringify(payload),
   });
-  const body = await res.json().catch(() => ({ errors: [{ message: res.statusText }] }));
+  return res.json().catch(() => ({ errors: [{ message: res.statusText }] }));
+}
+
+export async function gql(name, variables = {}) {
+  const query = await operation(name);
+  const digest = await documentHash(query);
+  let body;
+  if (digest) {
+    // The hash alone: a smaller request, and the only form a persisted-queries-only gateway
+    // accepts. A gateway that does not know the hash says so, and the document follows.
+    const persistedQuery = { version: 1, sha256Hash: digest };
+    body = await post({ variables, operationName: name, extensions: { persistedQuery } });
+    const missing = (body.errors || []).some((e) => e.extensions?.code === 'PERSISTED_QUERY_NOT_FOUND');
+    if (missing) body = await post({ query, variables, operationName: name });
+  } else {
+    body = await post({ query, variables, operationName: name });
+  }
   if (body.errors && body.errors.length) {
     const err = new Error(body.errors.map((e) => e.message).join('; '));
     err.graphqlErrors = body.errors;

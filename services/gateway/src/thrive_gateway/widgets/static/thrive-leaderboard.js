@@ -32,10 +32,13 @@ class ThriveLeaderboard extends HTMLElement {
     this.unsubscribe = await subscribe('LeaderboardLive', this.vars(), (data) => {
       if (data && data.leaderboardChanged) this.show(data.leaderboardChanged.standings);
     });
+    // Two operations: the board is the same for everyone (the gateway serves it from its
+    // shared cache); only the rank is per person.
+    const board = gql('Leaderboard', { ...this.vars(), first: Number(this.getAttribute('first') || 10) });
+    const mine = gql('MyRank', this.vars());
     try {
-      const data = await gql('Leaderboard', { ...this.vars(), first: Number(this.getAttribute('first') || 10) });
-      this.show(data.leaderboard.standings);
-      const r = data.myRank;
+      this.show((await board).leaderboard.standings);
+      const r = (await mine).myRank;
       this.me.textContent = r.optedOut ? 'You opted out of leaderboards.' : r.rank ? `You are #${r.rank}.` : 'Help someone to join the board.';
     } catch (err) {
       this.me.textContent = err.message;
