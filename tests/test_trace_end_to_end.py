@@ -397,11 +397,6 @@ async def test_the_thanked_persons_webhook_arrives_with_trace_context(
 
 @pytest.mark.stack
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="notifier: neither the fan-out queue nor the delivery ledger keeps the event's "
-    "trace context, so webhooks go out in a new trace (issue 7; deploy/README.md, Traces)",
-)
 async def test_the_webhook_delivery_continues_the_thanks_trace(
     thanked: Thanked, collector: OtlpCollector, webhook_sink: WebhookSink
 ) -> None:

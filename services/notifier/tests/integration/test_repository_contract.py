@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -22,6 +23,7 @@ from thrive_notifier.domain.model import (
     Preferences,
     Recipient,
     RecipientKind,
+    TraceContext,
 )
 from thrive_notifier.domain.retry import Outcome, SendResult
 from thrive_notifier.service_layer.ports import AttemptRecord, Deferral, NewDelivery, PersonRecord
@@ -288,3 +290,22 @@ async def test_queued_celebrations_come_out_once_in_order(uow):
         rest = await repo.take_celebrations(limit=10)
         none = await repo.take_celebrations(limit=10)
     assert first + rest == cs and none == []
+
+
+async def test_the_events_trace_context_stays_with_queued_and_pending_work(uow):
+    traced = TraceContext("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "v=1")
+    c = Celebration(
+        event_id="e1", kind=Kind.THANKS, subject="ana", title="T", occurred_at=NOW, trace=traced
+    )
+    hook = delivery("e1", "blue", Channel.WEBHOOK, team=True)
+    async with uow() as repo:
+        await repo.set_team_channel("blue", "https://hooks.example.test/blue")
+        await repo.enqueue_celebrations([c, replace(c, event_id="e2", trace=None)])
+        taken = await repo.take_celebrations(limit=10)
+        await repo.reserve(
+            [replace(hook, trace=traced), delivery("e2", "blue", Channel.WEBHOOK, team=True)],
+            now=NOW,
+        )
+        claimed = await repo.claim(channels=[Channel.WEBHOOK], limit=10, lease_seconds=30, now=NOW)
+    assert [t.trace for t in taken] == [traced, None]
+    assert {d.key.event_id: d.trace for d in claimed} == {"e1": traced, "e2": None}

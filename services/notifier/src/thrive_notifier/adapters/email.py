@@ -6,12 +6,16 @@ from email.message import EmailMessage
 from email.utils import formatdate
 
 import aiosmtplib
+from opentelemetry import trace
+from thrive_shared.observability import inject_headers
 
+from thrive_notifier.adapters.tracing import send_context
 from thrive_notifier.domain.messages import html_text, plain_text
 from thrive_notifier.domain.retry import Outcome, SendResult
 from thrive_notifier.service_layer.ports import ClaimedDelivery
 
 IDEMPOTENCY_HEADER = "X-Thrive-Idempotency-Key"
+_tracer = trace.get_tracer("thrive_notifier.email")
 
 
 def build_email(d: ClaimedDelivery, *, sender: str) -> EmailMessage:
@@ -26,6 +30,10 @@ def build_email(d: ClaimedDelivery, *, sender: str) -> EmailMessage:
     msg["Date"] = formatdate(localtime=False, usegmt=True)
     msg["Message-ID"] = f"<{d.idempotency_key}@thrive-notifier>"
     msg[IDEMPOTENCY_HEADER] = d.idempotency_key
+    # The active trace (the send's span), so a mail's journey can be tied to its cause.
+    for name, value in inject_headers().items():
+        if name in ("traceparent", "tracestate"):
+            msg[name] = value
     msg.set_content(plain_text(d.message))
     msg.add_alternative(html_text(d.message), subtype="html")
     return msg
@@ -54,6 +62,18 @@ class EmailSender:
         """Send through SMTP and classify the server's answer."""
         if not d.destination:
             return SendResult(Outcome.PERMANENT, error="no email address")
+        with _tracer.start_as_current_span(
+            "email send",
+            context=send_context(d),
+            kind=trace.SpanKind.CLIENT,
+            attributes={"thrive.delivery_id": d.id, "thrive.attempt": d.attempts},
+        ) as span:
+            result = await self._send(d)
+            if result.status is not None:
+                span.set_attribute("smtp.response.code", result.status)
+            return result
+
+    async def _send(self, d: ClaimedDelivery) -> SendResult:
         try:
             await aiosmtplib.send(
                 build_email(d, sender=self.sender),

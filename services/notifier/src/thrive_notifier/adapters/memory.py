@@ -29,6 +29,7 @@ from thrive_notifier.domain.model import (
     Profile,
     Recipient,
     RecipientKind,
+    TraceContext,
 )
 from thrive_notifier.service_layer.ports import (
     AttemptRecord,
@@ -76,6 +77,7 @@ class _Delivery:
     last_error: str | None = None
     created_at: datetime | None = None
     delivered_at: datetime | None = None
+    trace: TraceContext | None = None
 
 
 @dataclass
@@ -359,6 +361,7 @@ class InMemoryRepository:
                 next_attempt_at=now,
                 created_at=now,
                 delivered_at=now if d.state is DeliveryState.DELIVERED else None,
+                trace=d.trace,
             )
             if d.key.channel is Channel.IN_APP and d.key.recipient.kind is RecipientKind.PERSON:
                 iid = self.s.next_id()
@@ -480,6 +483,7 @@ class InMemoryRepository:
                     message=Message.from_payload(d.payload),
                     attempts=d.attempts,
                     destination=self._destination(d.key),
+                    trace=d.trace,
                 )
             )
         return out

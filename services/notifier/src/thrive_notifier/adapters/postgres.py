@@ -32,6 +32,7 @@ from thrive_notifier.domain.model import (
     Profile,
     Recipient,
     RecipientKind,
+    TraceContext,
 )
 from thrive_notifier.service_layer.ports import (
     AttemptRecord,
@@ -202,16 +203,19 @@ class SQL:
     _DELIVER = """
         input AS (
             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                                 $6::text[], $7::text[], $8::text[], $9::bool[])
+                                 $6::text[], $7::text[], $8::text[], $9::bool[], $11::text[],
+                                 $12::text[])
                 AS u(event_id, recipient_kind, recipient, channel, ikey, kind, state, payload,
-                     quiet)
+                     quiet, traceparent, tracestate)
         ), ins AS (
             INSERT INTO delivery (event_id, recipient_kind, recipient, channel, idempotency_key,
-                                  kind, state, payload, next_attempt_at, delivered_at)
+                                  kind, state, payload, next_attempt_at, delivered_at,
+                                  traceparent, tracestate)
             -- An in-app row is delivered as it is written: its content lives in the inbox.
             SELECT event_id, recipient_kind, recipient, channel, ikey, kind, state,
                    CASE WHEN channel = 'in_app' THEN '{}'::jsonb ELSE payload::jsonb END, $10,
-                   CASE WHEN state = 'delivered' THEN $10::timestamptz END
+                   CASE WHEN state = 'delivered' THEN $10::timestamptz END,
+                   traceparent, tracestate
             FROM input
             ON CONFLICT DO NOTHING
             RETURNING id, idempotency_key, recipient_kind, recipient, channel
@@ -233,7 +237,7 @@ class SQL:
         (
             """WITH spend AS (
             INSERT INTO budget_spend (person, day, event_id)
-            SELECT p, d, e FROM unnest($11::text[], $12::date[], $13::text[]) AS s(p, d, e)
+            SELECT p, d, e FROM unnest($13::text[], $14::date[], $15::text[]) AS s(p, d, e)
             ON CONFLICT DO NOTHING
             RETURNING 1
         ), deferred AS (
@@ -242,8 +246,8 @@ class SQL:
             SELECT f.person, f.event_id, f.kind, f.reason, f.subject, f.title,
                    ARRAY(SELECT jsonb_array_elements_text(f.payload::jsonb -> 'themes')),
                    f.payload::jsonb, $10
-            FROM unnest($14::text[], $15::text[], $16::text[], $17::text[], $18::text[],
-                        $19::text[], $20::text[])
+            FROM unnest($16::text[], $17::text[], $18::text[], $19::text[], $20::text[],
+                        $21::text[], $22::text[])
                 AS f(person, event_id, kind, reason, subject, title, payload)
             ON CONFLICT (person, event_id) DO NOTHING
             RETURNING 1
@@ -298,7 +302,7 @@ class SQL:
         SET lease_until = $3 + make_interval(secs => $4), attempts = d.attempts + 1
         FROM due WHERE d.id = due.id
         RETURNING d.id, d.event_id, d.recipient_kind, d.recipient, d.channel,
-                  d.idempotency_key, d.payload, d.attempts,
+                  d.idempotency_key, d.payload, d.attempts, d.traceparent, d.tracestate,
                   CASE WHEN d.recipient_kind = 'team'
                            THEN (SELECT webhook_url FROM team_channel t WHERE t.team = d.recipient)
                        WHEN d.channel = 'email'
@@ -543,7 +547,9 @@ class PostgresRepository:
         self, deliveries: Sequence[NewDelivery], *, now: datetime
     ) -> list[tuple[NewDelivery, int]]:
         by_key = {d.key.idempotency_key: d for d in deliveries}
-        rows = await self.conn.fetch(SQL.RESERVE, *self._delivery_args(deliveries), now)
+        rows = await self.conn.fetch(
+            SQL.RESERVE, *self._delivery_args(deliveries), now, *self._trace_args(deliveries)
+        )
         return [(by_key[r["idempotency_key"]], r["id"]) for r in rows]
 
     async def commit_fanout(
@@ -559,6 +565,7 @@ class PostgresRepository:
             SQL.COMMIT_FANOUT,
             *self._delivery_args(deliveries),
             now,
+            *self._trace_args(deliveries),
             [s[0] for s in spend],
             [s[1] for s in spend],
             [s[2] for s in spend],
@@ -583,6 +590,13 @@ class PostgresRepository:
             [d.state.value for d in deliveries],
             [payloads[id(d.message)] for d in deliveries],
             [d.quiet for d in deliveries],
+        ]
+
+    @staticmethod
+    def _trace_args(deliveries: Sequence[NewDelivery]) -> list[list[str | None]]:
+        return [
+            [d.trace.traceparent if d.trace else None for d in deliveries],
+            [d.trace.tracestate if d.trace else None for d in deliveries],
         ]
 
     @staticmethod
@@ -673,6 +687,9 @@ class PostgresRepository:
                 message=Message.from_payload(r["payload"]),
                 attempts=r["attempts"],
                 destination=r["destination"],
+                trace=(
+                    TraceContext(r["traceparent"], r["tracestate"]) if r["traceparent"] else None
+                ),
             )
             for r in sorted(rows, key=lambda r: r["id"])
         ]

@@ -13,6 +13,7 @@ from opentelemetry import trace
 from thrive_shared.observability import inject_headers
 
 from thrive_notifier.adapters.egress import DestinationRefused, EgressPolicy, PinnedTransport
+from thrive_notifier.adapters.tracing import send_context
 from thrive_notifier.domain.messages import chat_payload
 from thrive_notifier.domain.retry import Outcome, SendResult, classify_status
 from thrive_notifier.service_layer.ports import ClaimedDelivery
@@ -83,6 +84,7 @@ class WebhookSender:
         url = d.destination
         with _tracer.start_as_current_span(
             "webhook send",
+            context=send_context(d),
             kind=trace.SpanKind.CLIENT,
             attributes={"thrive.delivery_id": d.id, "thrive.attempt": d.attempts},
         ) as span:

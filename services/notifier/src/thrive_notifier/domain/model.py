@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from enum import StrEnum
@@ -26,6 +27,7 @@ __all__ = [
     "Profile",
     "Recipient",
     "RecipientKind",
+    "TraceContext",
 ]
 
 
@@ -114,6 +116,33 @@ class Profile:
 
 
 @dataclass(frozen=True, slots=True)
+class TraceContext:
+    """The W3C trace context of the event a celebration comes from.
+
+    Kept with queued celebrations and pending deliveries, so the webhook or email sent
+    seconds (or retries) later continues the trace of the user action that caused it.
+    """
+
+    traceparent: str
+    tracestate: str | None = None
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str]) -> TraceContext | None:
+        """The context in W3C headers (lower-case names), or None when there is none."""
+        parent = headers.get("traceparent")
+        if not parent:
+            return None
+        return cls(parent, headers.get("tracestate") or None)
+
+    def headers(self) -> dict[str, str]:
+        """As W3C headers, for OpenTelemetry's propagator."""
+        out = {"traceparent": self.traceparent}
+        if self.tracestate:
+            out["tracestate"] = self.tracestate
+        return out
+
+
+@dataclass(frozen=True, slots=True)
 class Celebration:
     """One success (or ask, or reminder) to fan out, derived from one consumed event."""
 
@@ -129,6 +158,8 @@ class Celebration:
     private: bool = False  # private thanks: only the receiver ever hears of it
     message: str = ""
     url: str | None = None
+    # Where it came from in tracing terms; not part of what is celebrated.
+    trace: TraceContext | None = field(default=None, compare=False)
 
     @property
     def involved(self) -> frozenset[str]:
@@ -150,6 +181,7 @@ class Celebration:
             "private": self.private,
             "message": self.message,
             "url": self.url,
+            "trace": self.trace.headers() if self.trace else None,
         }
 
     @classmethod
@@ -168,6 +200,7 @@ class Celebration:
             private=bool(d.get("private")),
             message=d.get("message") or "",
             url=d.get("url"),
+            trace=TraceContext.from_headers(d.get("trace") or {}),
         )
 
 

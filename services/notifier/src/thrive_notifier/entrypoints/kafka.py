@@ -9,10 +9,11 @@ from typing import Any
 import asyncpg
 from thrive_shared.contracts import Envelope, topics
 from thrive_shared.kafka import RecordMeta
+from thrive_shared.observability import inject_headers
 
 from thrive_notifier import metrics
 from thrive_notifier.adapters.postgres import PostgresRepository
-from thrive_notifier.domain.model import Preferences
+from thrive_notifier.domain.model import Preferences, TraceContext
 from thrive_notifier.service_layer.fanout import FanOutResult
 from thrive_notifier.service_layer.handlers import handle_event
 
@@ -37,6 +38,15 @@ def observe(result: FanOutResult) -> None:
         metrics.DELIVERIES.labels("in_app", "skipped").inc(result.skipped)
 
 
+def current_trace() -> TraceContext | None:
+    """The active span's context (the event's CONSUMER span), for deliveries to continue.
+
+    With no exporter the span is a no-op one carrying the producer's context: the trace id
+    still travels on, and nothing is recorded.
+    """
+    return TraceContext.from_headers(inject_headers())
+
+
 def make_handler(
     *,
     defaults: Preferences,
@@ -45,6 +55,7 @@ def make_handler(
     """The EventConsumer handler: runs inside the consumer's transaction (with its inbox row)."""
 
     async def handle(conn: asyncpg.Connection, env: Envelope[Any], meta: RecordMeta) -> None:
-        observe(await handle_event(PostgresRepository(conn, defaults=defaults), env, now=clock()))
+        repo = PostgresRepository(conn, defaults=defaults)
+        observe(await handle_event(repo, env, now=clock(), trace=current_trace()))
 
     return handle

@@ -243,6 +243,8 @@ def _deliveries(
             state=DeliveryState.DELIVERED if ch is Channel.IN_APP else DeliveryState.PENDING,
             quiet=quiet,
             team=team,
+            # In-app rows are done when written: only what is sent later needs the trace.
+            trace=None if ch is Channel.IN_APP else c.trace,
         )
         for ch in channels
     ]

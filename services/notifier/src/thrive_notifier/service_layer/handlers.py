@@ -21,13 +21,18 @@ from thrive_shared.contracts import (
     Visibility,
 )
 
-from thrive_notifier.domain.model import Celebration, Kind
+from thrive_notifier.domain.model import Celebration, Kind, TraceContext
 from thrive_notifier.service_layer.fanout import FanOutResult
 from thrive_notifier.service_layer.ports import PersonRecord, Repository
 
 
 async def on_help_received(
-    repo: Repository, data: HelpReceived, *, event_id: str, now: datetime
+    repo: Repository,
+    data: HelpReceived,
+    *,
+    event_id: str,
+    now: datetime,
+    trace: TraceContext | None = None,
 ) -> FanOutResult:
     """A thanks: a small celebration that reaches the thanked helper."""
     if data.ask_id:
@@ -45,13 +50,19 @@ async def on_help_received(
         themes=tuple(data.themes),
         private=data.visibility is Visibility.PRIVATE,
         occurred_at=data.given_at,
+        trace=trace,
     )
     await repo.enqueue_celebrations([c])
     return FanOutResult()
 
 
 async def on_milestone_reached(
-    repo: Repository, data: MilestoneReached, *, event_id: str, now: datetime
+    repo: Repository,
+    data: MilestoneReached,
+    *,
+    event_id: str,
+    now: datetime,
+    trace: TraceContext | None = None,
 ) -> FanOutResult:
     """A milestone: large ones reach the team channel and followers too."""
     team = data.team
@@ -67,13 +78,19 @@ async def on_milestone_reached(
         themes=tuple(data.themes),
         large=data.size is CelebrationSize.LARGE,
         occurred_at=data.reached_at,
+        trace=trace,
     )
     await repo.enqueue_celebrations([c])
     return FanOutResult()
 
 
 async def on_help_requested(
-    repo: Repository, data: HelpRequested, *, event_id: str, now: datetime
+    repo: Repository,
+    data: HelpRequested,
+    *,
+    event_id: str,
+    now: datetime,
+    trace: TraceContext | None = None,
 ) -> FanOutResult:
     """An ask: a gentle nudge to followers of its themes who have helped on them before."""
     await repo.ask_requested(ask_id=data.ask_id, asker=data.asker, title=data.title)
@@ -85,13 +102,19 @@ async def on_help_requested(
         message=f"A {data.size.value} ask.",
         themes=tuple(data.themes),
         occurred_at=now,
+        trace=trace,
     )
     await repo.enqueue_celebrations([c])
     return FanOutResult()
 
 
 async def on_help_offered(
-    repo: Repository, data: HelpOffered, *, event_id: str, now: datetime
+    repo: Repository,
+    data: HelpOffered,
+    *,
+    event_id: str,
+    now: datetime,
+    trace: TraceContext | None = None,
 ) -> FanOutResult:
     """Remember who offers help on which themes (asks nudge past helpers only)."""
     if data.themes:
@@ -100,7 +123,12 @@ async def on_help_offered(
 
 
 async def on_ask_status_changed(
-    repo: Repository, data: AskStatusChanged, *, event_id: str, now: datetime
+    repo: Repository,
+    data: AskStatusChanged,
+    *,
+    event_id: str,
+    now: datetime,
+    trace: TraceContext | None = None,
 ) -> FanOutResult:
     """A resolved ask starts the unthanked-reminder clock; withdrawn or expired ones end it."""
     if data.status is AskStatus.RESOLVED and data.helper and data.helper != data.asker:
@@ -111,7 +139,12 @@ async def on_ask_status_changed(
 
 
 async def on_person_upserted(
-    repo: Repository, data: PersonUpserted, *, event_id: str, now: datetime
+    repo: Repository,
+    data: PersonUpserted,
+    *,
+    event_id: str,
+    now: datetime,
+    trace: TraceContext | None = None,
 ) -> FanOutResult:
     """Mirror the directory: team, timezone and email are what delivery needs."""
     await repo.upsert_person(
@@ -129,7 +162,12 @@ async def on_person_upserted(
 
 
 async def on_person_erased(
-    repo: Repository, data: PersonErased, *, event_id: str, now: datetime
+    repo: Repository,
+    data: PersonErased,
+    *,
+    event_id: str,
+    now: datetime,
+    trace: TraceContext | None = None,
 ) -> FanOutResult:
     """Right to erasure: forget preferences, follows, mutes, inbox and ledger personal fields."""
     await repo.erase_person(data.person)
@@ -149,9 +187,14 @@ HANDLERS: dict[type[EventData], Handler] = {
 }
 
 
-async def handle_event(repo: Repository, env: Envelope[Any], *, now: datetime) -> FanOutResult:
-    """Route an envelope to its handler; types the notifier does not care about are ignored."""
+async def handle_event(
+    repo: Repository, env: Envelope[Any], *, now: datetime, trace: TraceContext | None = None
+) -> FanOutResult:
+    """Route an envelope to its handler; types the notifier does not care about are ignored.
+
+    `trace` is the consumed event's trace context: its celebration's deliveries continue it.
+    """
     handler = HANDLERS.get(type(env.data))
     if handler is None:
         return FanOutResult()
-    return await handler(repo, env.data, event_id=env.id, now=now)
+    return await handler(repo, env.data, event_id=env.id, now=now, trace=trace)

@@ -23,6 +23,7 @@ from thrive_notifier.domain.model import (
     Mute,
     Preferences,
     Profile,
+    TraceContext,
 )
 from thrive_notifier.domain.retry import SendResult
 
@@ -47,6 +48,7 @@ class NewDelivery:
     state: DeliveryState  # DELIVERED for in-app (written with the inbox item), else PENDING
     quiet: bool = False
     team: str | None = None  # recipient's team, for CelebrationDelivered
+    trace: TraceContext | None = None  # the event's, for the send to continue its trace
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,7 @@ class ClaimedDelivery:
     message: Message
     attempts: int  # including the one about to be made
     destination: str | None
+    trace: TraceContext | None = None  # the send's parent: the event's consumer span
 
 
 @dataclass(frozen=True, slots=True)
