@@ -18,6 +18,10 @@
 
 Sizes: BENCH_LB_PEOPLE (default 1,000,000), BENCH_LB_THANKS (10,000,000),
 BENCH_LB_EVENTS (50,000), BENCH_LB_FRESHNESS (200). Lower them for a quick try only.
+BENCH_LB_KEEP_HISTORY=1 keeps the loaded history (1.) as a template database named after
+its sizes and the loading SQL, and later runs clone it (`CREATE DATABASE … TEMPLATE`,
+about a minute instead of 10–20) before migrating the clone to the current migrations:
+the same seeded data, for iterating. Drop `lbhist_*` databases when done.
 BENCH_LB_PHASES (default `apply,queries,freshness,rebuild`) picks phases, e.g.
 `BENCH_LB_PHASES=queries BENCH_LB_PEOPLE=200000 BENCH_LB_THANKS=2000000` to iterate on
 query latency alone.
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import random
 import socket
@@ -41,7 +46,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import asyncpg
 import orjson
@@ -71,6 +76,7 @@ PEOPLE = int(os.environ.get("BENCH_LB_PEOPLE", "1000000"))
 THANKS = int(os.environ.get("BENCH_LB_THANKS", "10000000"))
 EVENTS = int(os.environ.get("BENCH_LB_EVENTS", "50000"))
 FRESHNESS = int(os.environ.get("BENCH_LB_FRESHNESS", "200"))
+KEEP_HISTORY = os.environ.get("BENCH_LB_KEEP_HISTORY", "") == "1"
 PHASES = set(os.environ.get("BENCH_LB_PHASES", "apply,queries,freshness,rebuild").split(","))
 CLIENTS = 8
 QUERY_SECONDS = 8.0
@@ -144,6 +150,63 @@ async def load_history(url: str, result: Result) -> None:
         result.add("aggregate_s", sw.seconds, "s", "bulk load of standings + helped pairs")
     finally:
         await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def history_database(ctx: BenchContext, result: Result) -> AsyncIterator[str]:
+    """A fresh database holding the loaded history (a clone of a kept one with KEEP_HISTORY)."""
+    if not KEEP_HISTORY:
+        async with ctx.fresh_database("lb") as url:
+            await asyncio.to_thread(migrate, url, schema="leaderboard", migrations_dir=MIGRATIONS)
+            await load_history(url, result)
+            yield url
+        return
+    recipe = "|".join((str(PEOPLE), str(THANKS), GENERATE, AGGREGATE, HELPED, PEOPLE_SQL))
+    template = "lbhist_" + hashlib.sha256(recipe.encode()).hexdigest()[:12]
+    parts = urlsplit(ctx.database_url)
+    admin = await asyncpg.connect(ctx.database_url)
+    try:
+        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", template):
+            await admin.execute(f'CREATE DATABASE "{template}"')
+            try:
+                turl = urlunsplit(parts._replace(path=f"/{template}"))
+                await asyncio.to_thread(
+                    migrate, turl, schema="leaderboard", migrations_dir=MIGRATIONS
+                )
+                await load_history(turl, result)
+                # No autovacuum worker (nor anyone) may be connected to a template being
+                # cloned; autovacuum skips databases that allow no connections.
+                await admin.execute(f'ALTER DATABASE "{template}" WITH ALLOW_CONNECTIONS false')
+            except BaseException:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
+                raise
+        else:
+            result.notes.append(f"history cloned from the kept database {template}")
+        name = ctx.unique("lb").replace("-", "_")
+        with Stopwatch() as sw:
+            for attempt in range(60):
+                try:
+                    await admin.execute(
+                        f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY'
+                    )
+                    break
+                except asyncpg.ObjectInUseError:  # a worker still on the template: wait
+                    if attempt == 59:
+                        raise
+                    await asyncio.sleep(2)
+        result.add("history_clone_s", sw.seconds, "s", f"clone of {template}")
+    finally:
+        await admin.close()
+    url = urlunsplit(parts._replace(path=f"/{name}"))
+    try:
+        await asyncio.to_thread(migrate, url, schema="leaderboard", migrations_dir=MIGRATIONS)
+        yield url
+    finally:
+        admin = await asyncpg.connect(ctx.database_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
 
 
 def thanks_event(i: int, *, helper: str, giver: str, at: datetime) -> Any:
@@ -384,14 +447,12 @@ async def main(ctx: BenchContext) -> Result:
     result.set_baseline(await ceiling(ctx))
     rng = random.Random(7)
     async with (
-        ctx.fresh_database("lb") as url,
+        history_database(ctx, result) as url,
         ctx.fresh_topic(t.HELP_RECEIVED, partitions=3) as help_topic,
         ctx.fresh_topic(t.MILESTONE_REACHED, partitions=1) as ms_topic,
         ctx.fresh_topic(t.DIRECTORY_PERSON, partitions=1) as dir_topic,
         ctx.fresh_topic(t.LEADERBOARD_CHANGED, partitions=1) as changed_topic,
     ):
-        await asyncio.to_thread(migrate, url, schema="leaderboard", migrations_dir=MIGRATIONS)
-        await load_history(url, result)
         port = free_port()
         group = ctx.unique("lb-bench")
         env = {

@@ -36,6 +36,10 @@ class LeaderboardSettings(CommonSettings):
     # a few statements whatever its size (freshness is unaffected: a batch closes after
     # 50 ms however few records it has).
     consumer_max_records: int = Field(default=2000, ge=1)
+    # Young collections every this many allocations (Python's default is 700). The apply
+    # path allocates a few dozen short-lived objects per event; with the default, young
+    # and middle collections ran every few events and cost as much as the work itself.
+    gc_young_threshold: int = Field(default=50_000, ge=700)
     consumer_name: str = "standings"
     consumer_group_id: str | None = Field(
         default=None, description="Kafka group id (default thrive-leaderboard.<consumer_name>)."

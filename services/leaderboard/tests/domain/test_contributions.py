@@ -104,3 +104,21 @@ def test_person_hashes_are_keyed_and_stable():
     assert KEYS.giver("a") != PersonKeys(b"other-key").giver("a")
     assert -(2**63) <= KEYS.giver("a") < 2**63
     assert len(KEYS.tombstone("a")) == 16
+
+
+def test_accumulating_facts_sums_the_same_rows_as_aggregating_their_deltas():
+    from thrive_leaderboard.domain.contributions import accumulate, spread, thanks_fact
+
+    many = [
+        thanks(giver="a"),
+        thanks(giver="a", discounted=True, themes=()),
+        thanks(giver="b", themes=("python", "docs", "python"), giver_team="t1"),
+        thanks(helper="k", giver="b", at=AT - timedelta(days=40)),
+    ]
+    facts = [thanks_fact(t, tz=UTC, keys=KEYS) for t in many]
+    rows: dict = {}
+    touched = [key for f in facts for key in accumulate(rows, f)]
+    expected = aggregate(d for f in facts for d in spread(f))
+    assert rows == expected
+    assert set(touched) == set(expected)
+    assert rows[("theme:python", "year", "2026", "h")].n == 2

@@ -33,16 +33,17 @@ from thrive_shared.contracts import (
 
 from thrive_leaderboard.adapters.repository import CommittedRow, Repository
 from thrive_leaderboard.domain.contributions import (
-    Delta,
+    Aggregate,
+    Fact,
     Milestone,
     PairKey,
     PersonKeys,
+    RowKey,
     Thanks,
-    aggregate,
+    accumulate,
     distinct_increments,
-    milestone_deltas,
-    thanks_deltas,
-    thanks_pairs,
+    milestone_fact,
+    thanks_fact,
 )
 from thrive_leaderboard.service_layer.boards import Leaderboards
 
@@ -91,18 +92,14 @@ class Applier:
             return given
         return self.boards.directory.team_of(person)
 
-    def deltas(self, env: Envelope[Any]) -> list[Delta]:
-        """What a help or milestone event adds (nothing for other events)."""
-        return self.contributions(env)[0]
-
-    def contributions(self, env: Envelope[Any]) -> tuple[list[Delta], list[tuple[PairKey, int]]]:
-        """Counter increments and (helper, scope, giver) days of a help or milestone event."""
+    def fact(self, env: Envelope[Any]) -> Fact | None:
+        """What a help or milestone event adds (None for other events and for no-ops)."""
         data = env.data
         if isinstance(data, HelpReceived):
             if data.helper is None:  # the helper was erased before the event was made
-                return [], []
+                return None
             if data.giver is not None and data.giver == data.helper:
-                return [], []  # recognition refuses self-thanks; never let one score here
+                return None  # recognition refuses self-thanks; never let one score here
             thanks = Thanks(
                 helper=data.helper,
                 giver=data.giver,
@@ -112,14 +109,11 @@ class Applier:
                 discounted=data.discounted,
                 at=data.given_at,
             )
-            return (
-                thanks_deltas(thanks, tz=self.tz, keys=self.keys),
-                thanks_pairs(thanks, tz=self.tz, keys=self.keys),
-            )
+            return thanks_fact(thanks, tz=self.tz, keys=self.keys)
         if isinstance(data, MilestoneReached):
             ms = Milestone(person=data.person, themes=tuple(data.themes), at=data.reached_at)
-            return milestone_deltas(ms, tz=self.tz), []
-        return [], []
+            return milestone_fact(ms, tz=self.tz)
+        return None
 
     async def handle(self, conn: asyncpg.Connection, env: Envelope[Any], meta: object) -> None:
         """EventConsumer handler: apply one event in the consumer's transaction."""
@@ -146,20 +140,21 @@ class Applier:
     async def _flush(self, conn: asyncpg.Connection, envs: list[Envelope[Any]]) -> None:
         if not envs:
             return
-        owner: dict[tuple[str, str, str, str], EventKey] = {}
-        deltas: list[Delta] = []
+        owner: dict[RowKey, EventKey] = {}
+        rows: dict[RowKey, Aggregate] = {}
         pairs: dict[PairKey, set[int]] = {}
         for env in envs:
             key = (env.source, env.id)
             self._pending[key] = []
-            event_deltas, event_pairs = self.contributions(env)
-            for d in event_deltas:
-                deltas.append(d)
-                # The last event touching a row carries the row's final value to memory.
-                owner[d[:4]] = key
-            for pair, day in event_pairs:
-                pairs.setdefault(pair, set()).add(day)
-        rows = aggregate(deltas)
+            fact = self.fact(env)
+            if fact is None:
+                continue
+            # The last event touching a row carries the row's final value to memory.
+            for row_key in accumulate(rows, fact):
+                owner[row_key] = key
+            if fact.giver is not None:
+                for scope in fact.scopes:
+                    pairs.setdefault((fact.person, scope, fact.giver), set()).add(fact.day)
         people = {k[3] for k in rows}
         person_keys = {p: self.keys.tombstone(p) for p in people}
         if pairs:

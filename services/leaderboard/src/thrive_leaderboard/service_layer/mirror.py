@@ -1,0 +1,70 @@
+"""Mirroring committed batches into memory off the consumer's critical path.
+
+The consumer hands each committed batch over and goes on with the next one; a worker
+mirrors batches in commit order, yielding to the event loop every few hundred events.
+While the next batch waits on Postgres, this process mirrors the previous one: the
+Python work of one batch overlaps the database work of the next instead of adding to it.
+Memory takes absolute counters, so a board loaded meanwhile stays exact (see Leaderboards).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from thrive_shared.contracts import Envelope
+
+from thrive_leaderboard.service_layer.apply import Applier
+
+log = logging.getLogger(__name__)
+
+Applied = Sequence[tuple[Envelope[Any], Any]]
+
+
+class Mirror:
+    """A FIFO of committed batches and the worker that applies them to memory."""
+
+    def __init__(
+        self,
+        applier: Applier,
+        *,
+        on_mirrored: Callable[[int], None] = lambda n: None,
+        max_batches: int = 4,
+        slice_events: int = 250,
+    ) -> None:
+        self.applier = applier
+        self.on_mirrored = on_mirrored
+        self.slice_events = slice_events
+        # Bounded: if memory falls behind, the consumer waits rather than piling batches up.
+        self._queue: asyncio.Queue[Applied] = asyncio.Queue(maxsize=max_batches)
+
+    async def put(self, applied: Applied) -> None:
+        """EventConsumer after_commit hook: queue a committed batch for mirroring."""
+        await self._queue.put(applied)
+
+    async def run(self, _rt: object = None) -> None:
+        """Mirror queued batches forever, in commit order."""
+        while True:
+            applied = await self._queue.get()
+            try:
+                await self.mirror(applied)
+            except Exception:  # memory refresh must never stop the service
+                log.exception("mirroring a committed batch failed")
+            finally:
+                self._queue.task_done()
+
+    async def mirror(self, applied: Applied) -> None:
+        """Apply one committed batch to memory, yielding between slices."""
+        step = self.slice_events
+        for i in range(0, len(applied), step):
+            part = applied[i : i + step]
+            await self.applier.after_commit(part)
+            self.on_mirrored(len(part))
+            if i + step < len(applied):
+                await asyncio.sleep(0)  # let the consumer send its next statement
+
+    async def drain(self) -> None:
+        """Wait until every queued batch is mirrored."""
+        await self._queue.join()
