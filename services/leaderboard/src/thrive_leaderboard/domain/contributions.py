@@ -77,6 +77,7 @@ class PersonKeys:
         if not 1 <= len(key) <= 64:
             raise ValueError("person hash key must be 1..64 bytes")
         self._key = key
+        self._tombstones: dict[str, bytes] = {}
 
     def giver(self, person: str) -> int:
         """A signed 64-bit identity for distinct counting (fits a Postgres bigint)."""
@@ -85,9 +86,18 @@ class PersonKeys:
 
     def tombstone(self, person: str) -> bytes:
         """A 16-byte key remembering that `person` was erased."""
-        return hashlib.blake2b(
-            person.encode(), digest_size=16, key=self._key, person=b"erased"
-        ).digest()
+        # Every applied row carries its person's tombstone key: remember recent ones.
+        key = self._tombstones.get(person)
+        if key is None:
+            if len(self._tombstones) >= _TOMBSTONE_CACHE:
+                self._tombstones.clear()
+            key = self._tombstones[person] = hashlib.blake2b(
+                person.encode(), digest_size=16, key=self._key, person=b"erased"
+            ).digest()
+        return key
+
+
+_TOMBSTONE_CACHE = 200_000
 
 
 # (helper, scope, keyed hash of the giver): one row of the `helped` table.
