@@ -309,6 +309,9 @@ async def test_opt_out_erasure_and_live_updates_through_the_api(migrated, topics
             publisher, topics["directory"], [make_event(PersonErased(person="bob"), source="hr")]
         )
         await wait_for(lambda: _off_board(client, "bob"), timeout=30)
+        stored = await standings(s.database_url, "leaderboard")
+        assert any(r[3] == "ann" for r in stored), "others' standings stay"
+        assert not any("bob" in (r[1], r[3]) for r in stored), "erasure leaves no bob row"
         await client.put("/internal/v1/people/ann/opt-out", json={"opted_out": False})
         ann = await rank(client, "ann")
         assert (ann["rank"], ann["score"]) == (1, 2 + 2 * 2 + 2.0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import asyncpg
 
@@ -27,9 +28,11 @@ class PersonRow:
     opted_out: bool
 
 
-@dataclass(frozen=True, slots=True)
-class CommittedRow:
-    """A standings row as it stands after an apply (absolute counters)."""
+class CommittedRow(NamedTuple):
+    """A standings row as it stands after an apply (absolute counters).
+
+    A tuple, not a dataclass: every applied row makes one, on the hot path.
+    """
 
     board: StoredBoard
     person: str
@@ -109,7 +112,23 @@ class Repository:
     RETURNING person, team, opted_out
     """
     IS_ERASED = "SELECT EXISTS (SELECT 1 FROM erased WHERE person_key = $1)"
-    ERASE_STANDINGS = "DELETE FROM standing WHERE person = $1"
+    # No index on person (it cost every apply an insert into a second B-tree): walk the
+    # distinct stored boards along the primary key (a loose index scan, one probe per
+    # board-period) and delete the person's row on each.
+    ERASE_STANDINGS = """
+    WITH RECURSIVE board AS (
+        (SELECT scope, "window", period FROM standing ORDER BY 1, 2, 3 LIMIT 1)
+        UNION ALL
+        SELECT nxt.scope, nxt."window", nxt.period FROM board b, LATERAL (
+            SELECT t.scope, t."window", t.period FROM standing t
+            WHERE (t.scope, t."window", t.period) > (b.scope, b."window", b.period)
+            ORDER BY 1, 2, 3 LIMIT 1
+        ) nxt
+    )
+    DELETE FROM standing s USING board b
+    WHERE s.scope = b.scope AND s."window" = b."window" AND s.period = b.period
+      AND s.person = $1
+    """
     ERASE_HELPED = "DELETE FROM helped WHERE helper = $1"
     ERASE_PERSON = "DELETE FROM person WHERE person = $1"
     TOMBSTONE = "INSERT INTO erased (person_key) VALUES ($1) ON CONFLICT DO NOTHING"
@@ -275,4 +294,4 @@ def _board(scope: str, window: str, period: str) -> StoredBoard:
 
 
 def _committed(r: asyncpg.Record) -> CommittedRow:
-    return CommittedRow(_board(r[0], r[1], r[2]), r[3], Counters._make(r[4:9]))
+    return CommittedRow(_board(r[0], r[1], r[2]), r[3], Counters(r[4], r[5], r[6], r[7], r[8]))
