@@ -27,7 +27,7 @@ from opentelemetry import trace
 from thrive_shared.contracts import Envelope, InvalidEvent, parse_for_topic
 from thrive_shared.contracts.envelope import Tombstone
 from thrive_shared.kafka.dlq import DeadLetters, Failure
-from thrive_shared.observability import context_from_headers, metrics
+from thrive_shared.observability import context_from_headers, inject_headers, metrics
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("thrive.kafka")
@@ -80,6 +80,10 @@ class RecordMeta:
     key: str | None
     timestamp_ms: int
     headers: dict[str, str] = field(default_factory=dict)
+    # W3C headers (traceparent, tracestate) of this event's CONSUMER span, so work a handler
+    # defers (a queued send, a retry) can continue the event's trace later. Empty when there
+    # is no trace. In a batch handler the current span links several events: use this.
+    trace_headers: dict[str, str] = field(default_factory=dict)
 
 
 Handler = Callable[[asyncpg.Connection, Envelope[Any], RecordMeta], Awaitable[None]]
@@ -121,7 +125,7 @@ class _SlowPath(Exception):
     """The fast path met a failing event: redo the batch one savepoint per event."""
 
 
-def _meta(rec: Record) -> RecordMeta:
+def _meta(rec: Record, span: trace.Span | None = None) -> RecordMeta:
     return RecordMeta(
         topic=rec.topic,
         partition=rec.partition,
@@ -129,7 +133,15 @@ def _meta(rec: Record) -> RecordMeta:
         key=rec.key.decode("utf-8", "replace") if rec.key else None,
         timestamp_ms=rec.timestamp,
         headers={k: (v or b"").decode("utf-8", "replace") for k, v in (rec.headers or ())},
+        trace_headers=_span_headers(span) if span is not None else {},
     )
+
+
+def _span_headers(span: trace.Span) -> dict[str, str]:
+    """The span's context as W3C headers (nothing to inject when there is no trace)."""
+    if not span.get_span_context().is_valid:
+        return {}
+    return inject_headers(context=trace.set_span_in_context(span))
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -325,7 +337,6 @@ class EventConsumer:
                     outcomes.append((rec.topic, env.type, "duplicate"))
                     continue
                 fresh.discard(key)  # a second copy in the same batch is a duplicate too
-                meta = _meta(rec)
                 with tracer.start_as_current_span(
                     f"{rec.topic} process",
                     context=context_from_headers(rec.headers),
@@ -338,7 +349,8 @@ class EventConsumer:
                         "messaging.message.id": env.id,
                         "thrive.consumer": self.name,
                     },
-                ):
+                ) as span:
+                    meta = _meta(rec, span)
                     try:
                         await self.handler(conn, env, meta)
                     except TRANSIENT_ERRORS:
@@ -369,24 +381,23 @@ class EventConsumer:
                 outcomes.append((rec.topic, env.type, "duplicate"))
                 continue
             fresh.discard(key)
-            todo.append((env, _meta(rec)))
             outcomes.append((rec.topic, env.type, "ok"))
             # Each event keeps its own trace: a CONSUMER span under the producer's context,
             # spanning the batch that applied it.
-            spans.append(
-                tracer.start_span(
-                    f"{rec.topic} process",
-                    context=context_from_headers(rec.headers),
-                    kind=trace.SpanKind.CONSUMER,
-                    attributes={
-                        "messaging.system": "kafka",
-                        "messaging.destination.name": rec.topic,
-                        "messaging.message.id": env.id,
-                        "messaging.batch.message_count": len(events),
-                        "thrive.consumer": self.name,
-                    },
-                )
+            span = tracer.start_span(
+                f"{rec.topic} process",
+                context=context_from_headers(rec.headers),
+                kind=trace.SpanKind.CONSUMER,
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.destination.name": rec.topic,
+                    "messaging.message.id": env.id,
+                    "messaging.batch.message_count": len(events),
+                    "thrive.consumer": self.name,
+                },
             )
+            spans.append(span)
+            todo.append((env, _meta(rec, span)))
         if todo:
             # With one event, its span is current (its SQL joins its trace); with several,
             # a batch span links them all.
@@ -425,7 +436,7 @@ class EventConsumer:
         outcomes: list[tuple[str, str, str]] = []
         async with self.pool.acquire() as conn, conn.transaction():
             for rec, env in events:
-                meta = _meta(rec)
+                meta = _meta(rec)  # with this attempt's span below, once the event is claimed
                 attempts = 0
                 while True:
                     attempts += 1
@@ -445,7 +456,8 @@ class EventConsumer:
                                     "messaging.message.id": env.id,
                                     "thrive.retry": attempts,
                                 },
-                            ):
+                            ) as span:
+                                meta = _meta(rec, span)
                                 await self.handler(conn, env, meta)
                         applied.append((env, meta))
                         outcomes.append((rec.topic, env.type, "ok"))
