@@ -419,6 +419,22 @@ def free_port() -> int:
         return port
 
 
+_PROFILED = """
+import cProfile, marshal, runpy, sys, threading
+prof = cProfile.Profile()
+def dump():
+    while True:
+        threading.Event().wait(15)
+        prof.snapshot_stats()
+        with open({path!r}, "wb") as f:
+            marshal.dump(prof.stats, f)
+threading.Thread(target=dump, daemon=True).start()
+sys.argv = ["thrive-notifier", *sys.argv[1:]]
+prof.enable()
+runpy.run_module("thrive_notifier", run_name="__main__")
+"""
+
+
 @contextlib.contextmanager
 def notifier_process(ctx: BenchContext, url: str, suffix: str) -> Any:
     env = {k: v for k, v in os.environ.items() if not k.startswith("THRIVE_NOTIFIER_")}
@@ -439,8 +455,12 @@ def notifier_process(ctx: BenchContext, url: str, suffix: str) -> Any:
         }
     )
     log = open(ctx.results_dir / "notifier-bench.log", "wb")  # noqa: SIM115
+    # BENCH_NOTIFIER_PROFILE=<file>: run the notifier under cProfile; its stats are written
+    # to <file> every 15 s (a stopped service is not always given the time to write them).
+    profile = os.environ.get("BENCH_NOTIFIER_PROFILE")
+    command = ["-c", _PROFILED.format(path=profile)] if profile else ["-m", "thrive_notifier"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "thrive_notifier", "serve"],
+        [sys.executable, *command, "serve"],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

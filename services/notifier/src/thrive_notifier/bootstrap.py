@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from thrive_shared.service import Runtime, ServiceSpec
 
@@ -32,6 +30,8 @@ def make_senders(settings: NotifierSettings) -> dict[Channel, Sender]:
             policy=settings.egress_policy(),
             timeout=settings.webhook_timeout_seconds,
             max_redirects=settings.webhook_max_redirects,
+            # As many as the workers may have in flight, all kept alive between batches.
+            max_connections=settings.delivery_concurrency * settings.delivery_workers,
         )
     }
     if settings.email_enabled:
@@ -60,33 +60,29 @@ def build_spec(settings: NotifierSettings | None = None) -> ServiceSpec:
 
     async def setup(rt: Runtime) -> None:
         runtime["rt"] = rt
-        # The consumer applies each event and queues its celebration, in the transaction
-        # of its inbox row; the fan-out workers, woken after each commit, take the queue in
-        # batches. Several members of one group (one name, so one inbox) split partitions.
-        wake = asyncio.Event()
-
-        async def woken(_applied: Sequence[Any]) -> None:
-            wake.set()
-
+        # The consumer applies each poll's new events and fans their celebrations out in
+        # the transaction of their inbox rows (one read, one write per batch). Several
+        # members of one group (one name, so one inbox) split the partitions between them.
+        handler, batch_handler = kafka_entry.make_handlers(defaults=defaults)
         for _ in range(s.consumer_instances):
             rt.add_consumer(
                 "events",
                 topics=kafka_entry.TOPICS,
-                handler=kafka_entry.make_handler(defaults=defaults),
+                handler=handler,
+                batch_handler=batch_handler,
                 group_id=s.consumer_group,
-                after_commit=woken,
             )
 
         async def fanout(_rt: Runtime) -> None:
+            # Celebrations queued by an earlier version (fanout_queue) still go out.
             await fanout_loop(
                 uow,
-                wake=wake,
+                wake=asyncio.Event(),
                 batch_size=s.fanout_batch_size,
                 idle_seconds=s.fanout_idle_seconds,
             )
 
-        for n in range(s.fanout_workers):
-            rt.add_task(f"fanout-{n}", fanout)
+        rt.add_task("fanout-queue", fanout)
         senders = make_senders(s)
         rt.state["senders"] = senders
 

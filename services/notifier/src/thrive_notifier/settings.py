@@ -51,10 +51,10 @@ class NotifierSettings(CommonSettings):
     smtp_sender: str = "Thrive <thrive@localhost>"
     email_enabled: bool = True
 
-    # fan-out worker: takes queued celebrations in batches
+    # The consumer fans out in its own transaction; this loop only drains celebrations an
+    # earlier version left in fanout_queue (checked every fanout_idle_seconds).
     fanout_batch_size: int = Field(default=200, ge=1)
-    fanout_workers: int = Field(default=2, ge=1, le=16)
-    fanout_idle_seconds: float = Field(default=0.5, gt=0)
+    fanout_idle_seconds: float = Field(default=5.0, gt=0)
 
     # delivery worker
     max_attempts: int = Field(default=6, ge=1)

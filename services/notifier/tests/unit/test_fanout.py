@@ -1,24 +1,34 @@
 """Fan-out through the service layer on the in-memory repository."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from thrive_notifier.adapters.memory import MemoryStore, MemoryUnitOfWork
+from thrive_notifier.domain.messages import Message
 from thrive_notifier.domain.model import (
+    Celebration,
     Channel,
+    DeliveryKey,
     DeliveryState,
     DigestFrequency,
     Follow,
     FollowKind,
+    Kind,
     Mute,
     MuteKind,
     Preferences,
+    Recipient,
+    RecipientKind,
 )
-from thrive_notifier.service_layer.handlers import handle_event
+from thrive_notifier.service_layer.fanout import SOURCE, FanOutResult, announcement
+from thrive_notifier.service_layer.handlers import consume
+from thrive_notifier.service_layer.ports import NewDelivery
 from thrive_notifier.service_layer.schedule import fan_out_pending, send_digests, send_reminders
 from thrive_shared.contracts import (
     AskStatus,
     AskStatusChanged,
+    CelebrationDelivered,
     CelebrationSize,
     HelpOffered,
     HelpReceived,
@@ -41,11 +51,10 @@ def uow():
 
 
 async def apply(uow, data, *, now=NOW, id=None):
-    """Consume one event, then let the fan-out worker take the queue (as the service does)."""
+    """Consume one event (as the service's consumer does, in one transaction)."""
     env = make_event(data, source="thrive/recognition", id=id)
     async with uow() as repo:
-        await handle_event(repo, env, now=now)
-    _taken, result = await fan_out_pending(uow, clock=lambda: now)
+        result = await consume(repo, [(env, None)], now=now)
     return result, env
 
 
@@ -274,18 +283,67 @@ async def test_erasure_forgets_preferences_inbox_and_ledger_personal_fields(uow)
 
 async def test_a_batch_shares_budget_and_delivers_a_repeated_event_once(uow):
     await person(uow, "ana")
+    events = [
+        make_event(
+            HelpReceived(thanks_id=f"t{n}", giver=f"g{n}", helper="ana", given_at=NOW),
+            source="thrive/recognition",
+            id="dup" if n == 4 else None,
+        )
+        for n in range(5)
+    ]
     async with uow() as repo:
         await repo.put_preferences("ana", Preferences(daily_budget=3))
-        for n in range(5):
-            env = make_event(
-                HelpReceived(thanks_id=f"t{n}", giver=f"g{n}", helper="ana", given_at=NOW),
-                source="thrive/recognition",
-                id="dup" if n == 4 else None,
-            )
-            await handle_event(repo, env, now=NOW)
-        await handle_event(repo, env, now=NOW)  # the same event queued twice
-    taken, result = await fan_out_pending(uow, clock=lambda: NOW)
-    assert taken == 6
+        # the same event twice in one batch
+        result = await consume(repo, [(e, None) for e in [*events, events[-1]]], now=NOW)
     assert len(inbox_of(uow, "ana")) == 3  # the budget holds across one batch
     waiting = [i for i in uow.store.digest_items.values() if i.person == "ana"]
     assert len(waiting) == 2 and result.delivered["in_app"] == 3
+
+
+async def test_celebrations_an_earlier_version_queued_still_go_out_once(uow):
+    await person(uow, "ana")
+    c = Celebration(
+        event_id="queued-1",
+        kind=Kind.THANKS,
+        subject="ana",
+        actor="bo",
+        title="thanks",
+        occurred_at=NOW,
+    )
+    async with uow() as repo:
+        await repo.enqueue_celebrations([c, c])
+    taken, result = await fan_out_pending(uow, clock=lambda: NOW)
+    assert taken == 2 and result.delivered["in_app"] == 1
+    assert [i.about for i in inbox_of(uow, "ana")] == ["queued-1"]
+    assert await fan_out_pending(uow, clock=lambda: NOW) == (0, FanOutResult())
+
+
+@pytest.mark.parametrize(
+    "at", [NOW, NOW.replace(microsecond=123456), datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)]
+)
+@pytest.mark.parametrize("team", ["blue", None])
+def test_the_rendered_celebration_delivered_is_the_contracts_own_json(at, team):
+    d = NewDelivery(
+        key=DeliveryKey("e1", Recipient(RecipientKind.PERSON, "cy"), Channel.IN_APP),
+        message=Message(
+            kind=Kind.MILESTONE, title="Ana reached: <10> & \u00e9 \U0001f389", themes=("py",)
+        ),
+        state=DeliveryState.DELIVERED,
+        team=team,
+    )
+    a = announcement(d, at=at)
+    assert a is not None and a.key == "cy"
+    fact = CelebrationDelivered(
+        delivery_id=d.key.idempotency_key,
+        recipient="cy",
+        team=team,
+        channel=Channel.IN_APP,
+        about="e1",
+        kind="milestone",
+        title=d.message.title,
+        themes=["py"],
+        delivered_at=at,
+    )
+    env = make_event(fact, source=SOURCE, id=a.event_id, time=at)
+    assert a.payload == env.to_json()
+    assert announcement(replace(d, quiet=True), at=at) is None

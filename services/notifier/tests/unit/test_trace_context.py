@@ -13,8 +13,7 @@ from thrive_notifier.domain.model import Channel, Preferences, TraceContext
 from thrive_notifier.domain.retry import RetryPolicy
 from thrive_notifier.entrypoints.kafka import current_trace
 from thrive_notifier.service_layer.delivery import deliver_batch
-from thrive_notifier.service_layer.handlers import handle_event
-from thrive_notifier.service_layer.schedule import fan_out_pending
+from thrive_notifier.service_layer.handlers import consume
 from thrive_shared.contracts import CelebrationSize, MilestoneReached, PersonUpserted, make_event
 from thrive_shared.observability import context_from_headers
 
@@ -51,7 +50,7 @@ def test_the_consumed_events_context_is_what_deliveries_keep():
 async def test_a_traced_milestones_webhook_and_email_go_out_in_its_trace(smtp):
     uow = MemoryUnitOfWork(MemoryStore(clock_now=NOW))
     async with uow() as repo:
-        await handle_event(repo, ana_joins(), now=NOW)
+        await consume(repo, [(ana_joins(), None)], now=NOW)
         await repo.put_preferences(
             "ana",
             Preferences(
@@ -74,8 +73,7 @@ async def test_a_traced_milestones_webhook_and_email_go_out_in_its_trace(smtp):
             ),
             source="thrive/recognition",
         )
-        await handle_event(repo, event, now=NOW, trace=TraceContext(TRACEPARENT))
-    await fan_out_pending(uow, clock=lambda: NOW)
+        await consume(repo, [(event, TraceContext(TRACEPARENT))], now=NOW)
 
     posted: list[httpx.Request] = []
 
@@ -112,29 +110,25 @@ async def test_a_traced_milestones_webhook_and_email_go_out_in_its_trace(smtp):
 async def test_a_digest_or_an_untraced_event_sends_without_borrowing_a_trace(smtp):
     uow = MemoryUnitOfWork(MemoryStore(clock_now=NOW))
     async with uow() as repo:
-        await handle_event(repo, ana_joins(), now=NOW)
+        await consume(repo, [(ana_joins(), None)], now=NOW)
         await repo.put_preferences(
             "ana", Preferences(channels=frozenset({Channel.IN_APP, Channel.EMAIL}))
         )
-        await handle_event(
-            repo,
-            make_event(
-                MilestoneReached(
-                    milestone_id="m2",
-                    person="ana",
-                    team="blue",
-                    rule_id="helped_10",
-                    level=1,
-                    size=CelebrationSize.SMALL,
-                    title="First thanks",
-                    themes=[],
-                    reached_at=NOW,
-                ),
-                source="thrive/recognition",
+        untraced = make_event(
+            MilestoneReached(
+                milestone_id="m2",
+                person="ana",
+                team="blue",
+                rule_id="helped_10",
+                level=1,
+                size=CelebrationSize.SMALL,
+                title="First thanks",
+                themes=[],
+                reached_at=NOW,
             ),
-            now=NOW,
+            source="thrive/recognition",
         )
-    await fan_out_pending(uow, clock=lambda: NOW)
+        await consume(repo, [(untraced, None)], now=NOW)
     email = EmailSender(host="127.0.0.1", port=smtp.port, sender="Thrive <t@example.test>")
     await deliver_batch(
         uow,

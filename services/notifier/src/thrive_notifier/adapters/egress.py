@@ -152,9 +152,16 @@ class PinnedTransport(httpx.AsyncBaseTransport):
         *,
         inner: httpx.AsyncBaseTransport | None = None,
         resolver: Resolver = system_resolver,
+        limits: httpx.Limits | None = None,
     ) -> None:
         self.policy = policy
-        self.inner = inner or httpx.AsyncHTTPTransport(retries=0)
+        # The pool lives here (a client's own limits do not reach a transport it was given):
+        # keep as many connections alive as may be open, or every request over the
+        # keep-alive count pays a fresh TCP (and TLS) handshake.
+        self.inner = inner or httpx.AsyncHTTPTransport(
+            retries=0,
+            limits=limits or httpx.Limits(max_connections=64, max_keepalive_connections=64),
+        )
         self.resolver = resolver
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from thrive_shared.contracts import Envelope
+from thrive_shared.contracts import Envelope, parse_for_topic, topics
 
 from thrive_notifier.domain.audience import AudienceFacts, AudienceQuery
 from thrive_notifier.domain.digest import DigestEntry
@@ -32,6 +32,7 @@ from thrive_notifier.domain.model import (
     TraceContext,
 )
 from thrive_notifier.service_layer.ports import (
+    Announcement,
     AttemptRecord,
     AudienceData,
     ClaimedDelivery,
@@ -408,6 +409,12 @@ class InMemoryRepository:
 
     async def publish(self, envelopes: Sequence[Envelope[Any]]) -> None:
         self.s.published.extend(envelopes)
+
+    async def announce(self, items: Sequence[Announcement]) -> None:
+        # Parsed back as the contract: a rendering that drifted from it fails here.
+        self.s.published.extend(
+            parse_for_topic(topics.CELEBRATION_DELIVERED, a.payload) for a in items
+        )
 
     async def inbox(
         self, person: str, *, unread: bool | None, first: int, after: str | None

@@ -11,7 +11,9 @@ from typing import Any
 
 import asyncpg
 import orjson
-from thrive_shared.contracts import Envelope
+from thrive_shared.contracts import CelebrationDelivered, Envelope
+from thrive_shared.contracts.topics import physical
+from thrive_shared.outbox import CHANNEL as OUTBOX_CHANNEL
 from thrive_shared.outbox import enqueue_many
 
 from thrive_notifier.adapters.memory import decode_cursor, encode_cursor
@@ -35,6 +37,7 @@ from thrive_notifier.domain.model import (
     TraceContext,
 )
 from thrive_notifier.service_layer.ports import (
+    Announcement,
     AttemptRecord,
     AudienceData,
     ClaimedDelivery,
@@ -120,6 +123,18 @@ class SQL:
         DELETE FROM fanout_queue WHERE id IN (
             SELECT id FROM fanout_queue ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
         RETURNING id, celebration
+    """
+    # CelebrationDelivered facts, rendered, into the shared outbox (the relay publishes them
+    # after commit, in id order) with the headers the relay expects; NOTIFY wakes it.
+    ANNOUNCE = """
+        WITH ins AS (
+            INSERT INTO outbox (topic, key, event_id, event_type, payload, headers)
+            SELECT $1, u.k, u.i, $2, u.p, jsonb_strip_nulls(jsonb_build_object(
+                       'ce-id', u.i, 'ce-type', $2::text, 'traceparent', u.tp, 'tracestate', u.ts))
+            FROM unnest($3::text[], $4::text[], $5::bytea[], $6::text[], $7::text[])
+                AS u(k, i, p, tp, ts)
+        )
+        SELECT pg_notify($8, '')
     """
     GET_PREFERENCES = "SELECT * FROM preferences WHERE person = $1"
     PUT_PREFERENCES = """
@@ -594,9 +609,11 @@ class PostgresRepository:
 
     @staticmethod
     def _trace_args(deliveries: Sequence[NewDelivery]) -> list[list[str | None]]:
+        # Only what is sent later needs the trace: in-app rows are done when written.
+        traces = [None if d.key.channel is Channel.IN_APP else d.trace for d in deliveries]
         return [
-            [d.trace.traceparent if d.trace else None for d in deliveries],
-            [d.trace.tracestate if d.trace else None for d in deliveries],
+            [t.traceparent if t else None for t in traces],
+            [t.tracestate if t else None for t in traces],
         ]
 
     @staticmethod
@@ -619,6 +636,19 @@ class PostgresRepository:
 
     async def publish(self, envelopes: Sequence[Envelope[Any]]) -> None:
         await enqueue_many(self.conn, list(envelopes))
+
+    async def announce(self, items: Sequence[Announcement]) -> None:
+        await self.conn.execute(
+            SQL.ANNOUNCE,
+            physical(CelebrationDelivered.TOPIC),
+            CelebrationDelivered.TYPE,
+            [a.key for a in items],
+            [a.event_id for a in items],
+            [a.payload for a in items],
+            [a.trace.traceparent if a.trace else None for a in items],
+            [a.trace.tracestate if a.trace else None for a in items],
+            OUTBOX_CHANNEL,
+        )
 
     async def inbox(
         self, person: str, *, unread: bool | None, first: int, after: str | None

@@ -60,17 +60,21 @@ class WebhookSender:
         max_redirects: int = 3,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.time,
+        max_connections: int = 64,
     ) -> None:
         self.secret = secret
         self.policy = policy
         self.max_redirects = max_redirects
         self.clock = clock
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
         self.client = httpx.AsyncClient(
-            transport=transport or PinnedTransport(policy),
+            transport=transport or PinnedTransport(policy, limits=limits),
             timeout=timeout,
             follow_redirects=False,
             headers={"User-Agent": "thrive-notifier/1"},
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            limits=limits,
         )
 
     async def aclose(self) -> None:

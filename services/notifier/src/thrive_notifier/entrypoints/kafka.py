@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 from thrive_shared.contracts import Envelope, topics
-from thrive_shared.kafka import RecordMeta
+from thrive_shared.kafka import BatchHandler, RecordMeta
+from thrive_shared.kafka.consumer import Handler
 from thrive_shared.observability import inject_headers
 
 from thrive_notifier import metrics
 from thrive_notifier.adapters.postgres import PostgresRepository
 from thrive_notifier.domain.model import Preferences, TraceContext
 from thrive_notifier.service_layer.fanout import FanOutResult
-from thrive_notifier.service_layer.handlers import handle_event
+from thrive_notifier.service_layer.handlers import consume
 
 TOPICS = (
     topics.HELP_RECEIVED,
@@ -39,23 +40,38 @@ def observe(result: FanOutResult) -> None:
 
 
 def current_trace() -> TraceContext | None:
-    """The active span's context (the event's CONSUMER span), for deliveries to continue.
+    """The active span's context, as W3C headers would carry it (None without a trace)."""
+    return TraceContext.from_headers(inject_headers())
+
+
+def trace_of(meta: RecordMeta) -> TraceContext | None:
+    """The event's own CONSUMER span context (in a batch, each event keeps its trace).
 
     With no exporter the span is a no-op one carrying the producer's context: the trace id
     still travels on, and nothing is recorded.
     """
-    return TraceContext.from_headers(inject_headers())
+    return TraceContext.from_headers(meta.trace_headers)
 
 
-def make_handler(
+def make_handlers(
     *,
     defaults: Preferences,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-) -> Callable[[asyncpg.Connection, Envelope[Any], RecordMeta], Any]:
-    """The EventConsumer handler: runs inside the consumer's transaction (with its inbox row)."""
+) -> tuple[Handler, BatchHandler]:
+    """The EventConsumer's handlers; both run in the consumer's transaction (with the inbox).
+
+    The batch handler takes every new event of a poll and fans their celebrations out
+    together; the single-event one is what the consumer falls back to, event by event, when
+    a batch fails (then the bad event is retried or dead-lettered alone).
+    """
+
+    async def handle_batch(
+        conn: asyncpg.Connection, items: Sequence[tuple[Envelope[Any], RecordMeta]]
+    ) -> None:
+        repo = PostgresRepository(conn, defaults=defaults)
+        observe(await consume(repo, [(env, trace_of(meta)) for env, meta in items], now=clock()))
 
     async def handle(conn: asyncpg.Connection, env: Envelope[Any], meta: RecordMeta) -> None:
-        repo = PostgresRepository(conn, defaults=defaults)
-        observe(await handle_event(repo, env, now=clock(), trace=current_trace()))
+        await handle_batch(conn, [(env, meta)])
 
-    return handle
+    return handle, handle_batch

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from thrive_shared.contracts import CelebrationDelivered, Envelope
+import orjson
+from thrive_shared.contracts import CelebrationDelivered
 
 from thrive_notifier.domain.attention import (
     DeferReason,
@@ -33,7 +34,13 @@ from thrive_notifier.domain.model import (
     Recipient,
     RecipientKind,
 )
-from thrive_notifier.service_layer.ports import AudienceData, Deferral, NewDelivery, Repository
+from thrive_notifier.service_layer.ports import (
+    Announcement,
+    AudienceData,
+    Deferral,
+    NewDelivery,
+    Repository,
+)
 
 SOURCE = "thrive/notifier"
 
@@ -54,39 +61,44 @@ class FanOutResult:
         self.skipped += other.skipped
 
 
-_DELIVERED_ENVELOPE = Envelope[CelebrationDelivered]
-
-
-def delivered_envelope(d: NewDelivery, *, at: datetime) -> Envelope[CelebrationDelivered] | None:
+def announcement(d: NewDelivery, *, at: datetime) -> Announcement | None:
     """The CelebrationDelivered event for an in-app delivery the gateway should push.
 
-    Built without re-validation: one per delivery is the hot path of a fan-out, and every
-    field comes from values already validated (tests parse the result back as a contract).
+    Rendered straight to the contract's JSON (byte for byte what `Envelope.to_json` writes;
+    tested): one per delivery is the hot path of a large fan-out, and every field comes from
+    values already validated.
     """
     if d.key.channel is not Channel.IN_APP or d.quiet:
         return None
     key = d.key.idempotency_key
-    fact = CelebrationDelivered.model_construct(
-        delivery_id=key,
-        recipient=d.key.recipient.id,
-        team=d.team,
-        channel=d.key.channel,
-        about=d.key.event_id,
-        kind=d.message.kind.value,
-        title=d.message.title[:300],
-        themes=list(d.message.themes),
-        delivered_at=at,
-    )
-    return _DELIVERED_ENVELOPE.model_construct(
-        specversion="1.0",
-        id=f"delivered:{key}",
-        source=SOURCE,
-        type=CelebrationDelivered.TYPE,
-        time=at,
-        subject=d.key.recipient.id,
-        datacontenttype="application/json",
-        schemaversion=CelebrationDelivered.SCHEMA_VERSION,
-        data=fact,
+    recipient = d.key.recipient.id
+    event_id = f"delivered:{key}"
+    body = {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": SOURCE,
+        "type": CelebrationDelivered.TYPE,
+        "time": at,
+        "subject": recipient,
+        "datacontenttype": "application/json",
+        "schemaversion": CelebrationDelivered.SCHEMA_VERSION,
+        "data": {
+            "delivery_id": key,
+            "recipient": recipient,
+            "team": d.team,
+            "channel": Channel.IN_APP.value,
+            "about": d.key.event_id,
+            "kind": d.message.kind.value,
+            "title": d.message.title[:300],
+            "themes": list(d.message.themes),
+            "delivered_at": at,
+        },
+    }
+    return Announcement(
+        event_id=event_id,
+        key=recipient,
+        payload=orjson.dumps(body, option=orjson.OPT_UTC_Z),
+        trace=d.trace,
     )
 
 
@@ -105,15 +117,14 @@ async def announce(
     repo: Repository, created: list[tuple[NewDelivery, int]], *, now: datetime
 ) -> None:
     """Publish CelebrationDelivered for new, non-quiet in-app deliveries (via the outbox)."""
-    envelopes: list[Envelope[CelebrationDelivered]] = []
+    items: list[Announcement] = []
     for n, (d, _id) in enumerate(created, 1):
-        if (e := delivered_envelope(d, at=now)) is not None:
-            envelopes.append(e)
-        if n % 1000 == 0:
+        if (a := announcement(d, at=now)) is not None:
+            items.append(a)
+        if n % 5000 == 0:
             await asyncio.sleep(0)  # see celebrate_many: stay responsive on big fan-outs
-    for start in range(0, len(envelopes), 2000):
-        await repo.publish(envelopes[start : start + 2000])
-        await asyncio.sleep(0)
+    if items:
+        await repo.announce(items)
 
 
 async def celebrate(repo: Repository, c: Celebration, *, now: datetime) -> FanOutResult:
@@ -243,8 +254,7 @@ def _deliveries(
             state=DeliveryState.DELIVERED if ch is Channel.IN_APP else DeliveryState.PENDING,
             quiet=quiet,
             team=team,
-            # In-app rows are done when written: only what is sent later needs the trace.
-            trace=None if ch is Channel.IN_APP else c.trace,
+            trace=c.trace,
         )
         for ch in channels
     ]

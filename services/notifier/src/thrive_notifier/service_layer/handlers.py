@@ -1,8 +1,9 @@
-"""One plain function per consumed event type, and the routing table that picks it."""
+"""One plain function per consumed event type, the routing table that picks it, and the use
+case that applies a batch of consumed events and fans their celebrations out together."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +23,7 @@ from thrive_shared.contracts import (
 )
 
 from thrive_notifier.domain.model import Celebration, Kind, TraceContext
-from thrive_notifier.service_layer.fanout import FanOutResult
+from thrive_notifier.service_layer.fanout import FanOutResult, celebrate_many
 from thrive_notifier.service_layer.ports import PersonRecord, Repository
 
 
@@ -33,12 +34,12 @@ async def on_help_received(
     event_id: str,
     now: datetime,
     trace: TraceContext | None = None,
-) -> FanOutResult:
+) -> Celebration | None:
     """A thanks: a small celebration that reaches the thanked helper."""
     if data.ask_id:
         await repo.ask_thanked(data.ask_id, data.given_at)
     if not data.helper:  # erased before we saw it
-        return FanOutResult()
+        return None
     c = Celebration(
         event_id=event_id,
         kind=Kind.THANKS,
@@ -52,8 +53,7 @@ async def on_help_received(
         occurred_at=data.given_at,
         trace=trace,
     )
-    await repo.enqueue_celebrations([c])
-    return FanOutResult()
+    return c
 
 
 async def on_milestone_reached(
@@ -63,7 +63,7 @@ async def on_milestone_reached(
     event_id: str,
     now: datetime,
     trace: TraceContext | None = None,
-) -> FanOutResult:
+) -> Celebration | None:
     """A milestone: large ones reach the team channel and followers too."""
     team = data.team
     if team is None:
@@ -80,8 +80,7 @@ async def on_milestone_reached(
         occurred_at=data.reached_at,
         trace=trace,
     )
-    await repo.enqueue_celebrations([c])
-    return FanOutResult()
+    return c
 
 
 async def on_help_requested(
@@ -91,7 +90,7 @@ async def on_help_requested(
     event_id: str,
     now: datetime,
     trace: TraceContext | None = None,
-) -> FanOutResult:
+) -> Celebration | None:
     """An ask: a gentle nudge to followers of its themes who have helped on them before."""
     await repo.ask_requested(ask_id=data.ask_id, asker=data.asker, title=data.title)
     c = Celebration(
@@ -104,8 +103,7 @@ async def on_help_requested(
         occurred_at=now,
         trace=trace,
     )
-    await repo.enqueue_celebrations([c])
-    return FanOutResult()
+    return c
 
 
 async def on_help_offered(
@@ -115,11 +113,11 @@ async def on_help_offered(
     event_id: str,
     now: datetime,
     trace: TraceContext | None = None,
-) -> FanOutResult:
+) -> Celebration | None:
     """Remember who offers help on which themes (asks nudge past helpers only)."""
     if data.themes:
         await repo.record_offer(data.helper, data.themes, now)
-    return FanOutResult()
+    return None
 
 
 async def on_ask_status_changed(
@@ -129,13 +127,13 @@ async def on_ask_status_changed(
     event_id: str,
     now: datetime,
     trace: TraceContext | None = None,
-) -> FanOutResult:
+) -> Celebration | None:
     """A resolved ask starts the unthanked-reminder clock; withdrawn or expired ones end it."""
     if data.status is AskStatus.RESOLVED and data.helper and data.helper != data.asker:
         await repo.ask_resolved(ask_id=data.ask_id, asker=data.asker, helper=data.helper, at=now)
     elif data.status in (AskStatus.WITHDRAWN, AskStatus.EXPIRED):
         await repo.ask_closed(data.ask_id)
-    return FanOutResult()
+    return None
 
 
 async def on_person_upserted(
@@ -145,7 +143,7 @@ async def on_person_upserted(
     event_id: str,
     now: datetime,
     trace: TraceContext | None = None,
-) -> FanOutResult:
+) -> Celebration | None:
     """Mirror the directory: team, timezone and email are what delivery needs."""
     await repo.upsert_person(
         PersonRecord(
@@ -158,7 +156,7 @@ async def on_person_upserted(
             active=data.active,
         )
     )
-    return FanOutResult()
+    return None
 
 
 async def on_person_erased(
@@ -168,13 +166,13 @@ async def on_person_erased(
     event_id: str,
     now: datetime,
     trace: TraceContext | None = None,
-) -> FanOutResult:
+) -> Celebration | None:
     """Right to erasure: forget preferences, follows, mutes, inbox and ledger personal fields."""
     await repo.erase_person(data.person)
-    return FanOutResult()
+    return None
 
 
-Handler = Callable[..., Awaitable[FanOutResult]]
+Handler = Callable[..., Awaitable[Celebration | None]]
 
 HANDLERS: dict[type[EventData], Handler] = {
     HelpReceived: on_help_received,
@@ -189,12 +187,32 @@ HANDLERS: dict[type[EventData], Handler] = {
 
 async def handle_event(
     repo: Repository, env: Envelope[Any], *, now: datetime, trace: TraceContext | None = None
-) -> FanOutResult:
-    """Route an envelope to its handler; types the notifier does not care about are ignored.
+) -> Celebration | None:
+    """Apply one event; return the celebration it calls for (types we ignore return None).
 
     `trace` is the consumed event's trace context: its celebration's deliveries continue it.
     """
     handler = HANDLERS.get(type(env.data))
     if handler is None:
-        return FanOutResult()
-    return await handler(repo, env.data, event_id=env.id, now=now, trace=trace)
+        return None
+    c: Celebration | None = await handler(repo, env.data, event_id=env.id, now=now, trace=trace)
+    return c
+
+
+async def consume(
+    repo: Repository,
+    events: Sequence[tuple[Envelope[Any], TraceContext | None]],
+    *,
+    now: datetime,
+) -> FanOutResult:
+    """Apply a batch of consumed events, then fan all their celebrations out at once.
+
+    Runs in the consumer's transaction, with the events' inbox rows: one read and one write
+    for the whole batch, and the effects commit exactly once with the offsets' claim.
+    Directory changes in the batch are applied before anyone is told anything.
+    """
+    cs = []
+    for env, trace in events:
+        if (c := await handle_event(repo, env, now=now, trace=trace)) is not None:
+            cs.append(c)
+    return await celebrate_many(repo, cs, now=now)

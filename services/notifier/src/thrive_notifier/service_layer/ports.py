@@ -52,6 +52,16 @@ class NewDelivery:
 
 
 @dataclass(frozen=True, slots=True)
+class Announcement:
+    """A rendered CelebrationDelivered event, for the outbox (the gateway pushes it)."""
+
+    event_id: str
+    key: str  # partition key: the recipient
+    payload: bytes  # the envelope's JSON, exactly as Envelope.to_json() writes it
+    trace: TraceContext | None = None  # the celebrated event's, so the push joins its trace
+
+
+@dataclass(frozen=True, slots=True)
 class Deferral:
     person: str
     event_id: str
@@ -201,6 +211,10 @@ class Repository(Protocol):
         ...
 
     async def publish(self, envelopes: Sequence[Envelope[Any]]) -> None: ...
+    async def announce(self, items: Sequence[Announcement]) -> None:
+        """Add rendered CelebrationDelivered events to the outbox, in order."""
+        ...
+
     async def inbox(
         self, person: str, *, unread: bool | None, first: int, after: str | None
     ) -> Page[InboxItem]: ...
