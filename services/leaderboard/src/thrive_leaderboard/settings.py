@@ -39,7 +39,7 @@ class LeaderboardSettings(CommonSettings):
     # Young collections every this many allocations (Python's default is 700). The apply
     # path allocates a few dozen short-lived objects per event; with the default, young
     # and middle collections ran every few events and cost as much as the work itself.
-    gc_young_threshold: int = Field(default=50_000, ge=700)
+    gc_young_threshold: int = Field(default=10_000, ge=700)
     consumer_name: str = "standings"
     consumer_group_id: str | None = Field(
         default=None, description="Kafka group id (default thrive-leaderboard.<consumer_name>)."

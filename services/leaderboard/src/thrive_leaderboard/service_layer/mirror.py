@@ -5,6 +5,8 @@ mirrors batches in commit order, yielding to the event loop every few hundred ev
 While the next batch waits on Postgres, this process mirrors the previous one: the
 Python work of one batch overlaps the database work of the next instead of adding to it.
 Memory takes absolute counters, so a board loaded meanwhile stays exact (see Leaderboards).
+Small slices (50 events, a few milliseconds) keep both the consumer's next statement and
+HTTP queries from waiting long behind a mirror in progress.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ class Mirror:
         *,
         on_mirrored: Callable[[int], None] = lambda n: None,
         max_batches: int = 4,
-        slice_events: int = 250,
+        slice_events: int = 50,
     ) -> None:
         self.applier = applier
         self.on_mirrored = on_mirrored
