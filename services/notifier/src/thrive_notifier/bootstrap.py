@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from thrive_shared.service import Runtime, ServiceSpec
 
@@ -64,6 +66,13 @@ def build_spec(settings: NotifierSettings | None = None) -> ServiceSpec:
         # the transaction of their inbox rows (one read, one write per batch). Several
         # members of one group (one name, so one inbox) split the partitions between them.
         handler, batch_handler = kafka_entry.make_handlers(defaults=defaults)
+        # A commit may have reserved webhooks or emails: wake the delivery workers rather
+        # than leave them to their next poll.
+        sends_due = asyncio.Event()
+
+        async def committed(_applied: Sequence[Any]) -> None:
+            sends_due.set()
+
         for _ in range(s.consumer_instances):
             rt.add_consumer(
                 "events",
@@ -71,6 +80,7 @@ def build_spec(settings: NotifierSettings | None = None) -> ServiceSpec:
                 handler=handler,
                 batch_handler=batch_handler,
                 group_id=s.consumer_group,
+                after_commit=committed,
             )
 
         async def fanout(_rt: Runtime) -> None:
@@ -95,6 +105,7 @@ def build_spec(settings: NotifierSettings | None = None) -> ServiceSpec:
                 concurrency=s.delivery_concurrency,
                 lease_seconds=s.delivery_lease_seconds,
                 poll_seconds=s.delivery_poll_seconds,
+                wake=sends_due,
             )
 
         async def schedule(_rt: Runtime) -> None:

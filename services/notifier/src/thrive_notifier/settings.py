@@ -61,7 +61,10 @@ class NotifierSettings(CommonSettings):
     backoff_base_seconds: float = Field(default=2.0, gt=0)
     backoff_max_seconds: float = Field(default=600.0, gt=0)
     delivery_batch_size: int = Field(default=200, ge=1)
-    delivery_concurrency: int = Field(default=64, ge=1)
+    # Sends in flight per worker; the webhook pool keeps concurrency x workers connections
+    # alive. httpcore scans every pooled connection for each request it places, so a bigger
+    # pool costs CPU on every send: raise it for slow endpoints, not by default.
+    delivery_concurrency: int = Field(default=16, ge=1)
     delivery_lease_seconds: float = Field(default=60.0, gt=0)
     delivery_poll_seconds: float = Field(default=0.1, gt=0)
     delivery_workers: int = Field(default=2, ge=1, le=32)

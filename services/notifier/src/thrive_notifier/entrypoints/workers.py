@@ -42,9 +42,13 @@ async def delivery_loop(
     lease_seconds: float,
     poll_seconds: float,
     clock: Callable[[], datetime] = utcnow,
+    wake: asyncio.Event | None = None,
 ) -> None:
-    """Send due deliveries forever; sleep briefly only when there was nothing to do."""
+    """Send due deliveries forever; when idle, wait to be woken (a commit reserved sends)
+    or for `poll_seconds` (retries come due by the clock)."""
+    wake = wake or asyncio.Event()
     while True:
+        wake.clear()
         report = await deliver_batch(
             uow,
             senders,
@@ -56,7 +60,8 @@ async def delivery_loop(
         )
         observe_batch(report)
         if report.claimed < batch_size:
-            await asyncio.sleep(poll_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), poll_seconds)
 
 
 async def fanout_loop(
