@@ -155,9 +155,9 @@ class Repository:
         # checks every element's type in Python, which costs more than the upsert.
         records = await conn.fetch(
             self.APPLY,
-            _texts(k[0] for k in rows),
-            _texts(k[1] for k in rows),
-            _texts(k[2] for k in rows),
+            _keys_text(k[0] for k in rows),
+            _keys_text(k[1] for k in rows),
+            _keys_text(k[2] for k in rows),
             _texts(k[3] for k in rows),
             _ints(a.n for a in aggs),
             _ints(a.nd for a in aggs),
@@ -280,6 +280,15 @@ def _text(value: str) -> str:
 def _texts(values: Iterable[str]) -> str:
     """A Postgres text[] literal (every element quoted: any person id is safe)."""
     return "{" + ",".join(map(_text, values)) + "}"
+
+
+# Scopes, windows and periods: a handful of values repeated on every row of a batch.
+_quoted_key = lru_cache(maxsize=4096)(_text)
+
+
+def _keys_text(values: Iterable[str]) -> str:
+    """`_texts` for columns with few distinct values (each quoted once, then remembered)."""
+    return "{" + ",".join(map(_quoted_key, values)) + "}"
 
 
 def _ints(values: Iterable[int]) -> str:
