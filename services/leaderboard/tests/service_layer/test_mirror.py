@@ -31,15 +31,52 @@ async def test_committed_batches_reach_memory_in_commit_order_through_the_worker
 
 async def test_a_batch_that_fails_to_mirror_does_not_stop_the_next():
     applier, lb, _repo = await make()
+    real = applier.mirror
+    failures: list[int] = []
+
+    def flaky(part):
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("boom")
+        real(part)
+
+    applier.mirror = flaky
     mirror = Mirror(applier)
     worker = asyncio.create_task(mirror.run())
     try:
-        await mirror.put([("not an envelope", None)])  # after_commit raises on it
-        batch = [thanks(1, "ann", "bob")]
-        await applier.apply_batch(None, batch)
-        await mirror.put([(e, None) for e in batch])
+        for batch in ([thanks(1, "ann", "bob")], [thanks(2, "ann", "cat")]):
+            await applier.apply_batch(None, batch)
+            await mirror.put([(e, None) for e in batch])
+        await mirror.drain()
+        q = BoardQuery(metric=Metric.THANKS_RECEIVED, window=Window.WEEK)
+        # The second commit carries the row's absolute counters: memory is whole again.
+        assert failures and (await lb.rank(q, "ann")).score == 200
+    finally:
+        worker.cancel()
+
+
+async def test_batches_waiting_for_the_worker_survive_the_cleanup_of_uncommitted_effects(
+    monkeypatch,
+):
+    from thrive_leaderboard.service_layer import apply
+
+    monkeypatch.setattr(apply, "_MAX_PENDING", 1)
+    applier, lb, _repo = await make()
+    mirror = Mirror(applier)  # no worker yet: committed batches wait in the queue
+    first = [thanks(1, "ann", "bob")]
+    await applier.apply_batch(None, first)
+    await mirror.put([(e, None) for e in first])
+    # A batch whose transaction never committed leaves effects nobody will take.
+    await applier.apply_batch(None, [thanks(2, "zed", "bob"), thanks(3, "zed", "cat")])
+    later = [thanks(4, "bob", "cat")]
+    await applier.apply_batch(None, later)
+    await mirror.put([(e, None) for e in later])  # over the limit: leftovers are dropped
+    worker = asyncio.create_task(mirror.run())
+    try:
         await mirror.drain()
         q = BoardQuery(metric=Metric.THANKS_RECEIVED, window=Window.WEEK)
         assert (await lb.rank(q, "ann")).score == 100
+        assert (await lb.rank(q, "bob")).score == 100
+        assert (await lb.rank(q, "zed")).rank is None
     finally:
         worker.cancel()

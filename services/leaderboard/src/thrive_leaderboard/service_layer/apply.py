@@ -182,11 +182,27 @@ class Applier:
 
     async def after_commit(self, applied: Sequence[tuple[Envelope[Any], Any]]) -> None:
         """EventConsumer hook: mirror committed effects into memory, in commit order."""
-        for env, _meta in applied:
-            effects = self._pending.pop((env.source, env.id), None)
-            self.applied_events += 1
-            if not effects or self.boards is None:
-                continue
+        self.mirror(self.take(applied))
+
+    def take(self, applied: Sequence[tuple[Envelope[Any], Any]]) -> list[list[Effect]]:
+        """Detach the effects of committed events (at commit time, even if mirrored later)."""
+        taken = [self._pending.pop((env.source, env.id), []) for env, _meta in applied]
+        self.applied_events += len(applied)
+        # Whatever is left belongs to transactions that never committed (dead-lettered
+        # events); committed batches waiting to be mirrored took theirs already.
+        if len(self._pending) > _MAX_PENDING:
+            log.warning(
+                "dropping effects of events that never committed",
+                extra={"count": len(self._pending)},
+            )
+            self._pending.clear()
+        return taken
+
+    def mirror(self, taken: Sequence[list[Effect]]) -> None:
+        """Apply detached effects to memory, in commit order."""
+        if self.boards is None:
+            return
+        for effects in taken:
             rows: list[CommittedRow] = []
             for effect in effects:
                 if isinstance(effect, CommittedRow):
@@ -199,9 +215,3 @@ class Applier:
                 else:
                     self.boards.erase(effect.person)
             self.boards.apply_committed(rows)
-        if len(self._pending) > _MAX_PENDING:
-            log.warning(
-                "dropping effects of events that never committed",
-                extra={"count": len(self._pending)},
-            )
-            self._pending.clear()

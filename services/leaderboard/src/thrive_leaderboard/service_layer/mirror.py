@@ -18,11 +18,12 @@ from typing import Any
 
 from thrive_shared.contracts import Envelope
 
-from thrive_leaderboard.service_layer.apply import Applier
+from thrive_leaderboard.service_layer.apply import Applier, Effect
 
 log = logging.getLogger(__name__)
 
 Applied = Sequence[tuple[Envelope[Any], Any]]
+Taken = list[list[Effect]]
 
 
 class Mirror:
@@ -40,11 +41,13 @@ class Mirror:
         self.on_mirrored = on_mirrored
         self.slice_events = slice_events
         # Bounded: if memory falls behind, the consumer waits rather than piling batches up.
-        self._queue: asyncio.Queue[Applied] = asyncio.Queue(maxsize=max_batches)
+        self._queue: asyncio.Queue[Taken] = asyncio.Queue(maxsize=max_batches)
 
     async def put(self, applied: Applied) -> None:
         """EventConsumer after_commit hook: queue a committed batch for mirroring."""
-        await self._queue.put(applied)
+        # Detach the batch's effects now, in commit order: the applier's bookkeeping of
+        # uncommitted effects never sees (nor drops) a batch that is only waiting here.
+        await self._queue.put(self.applier.take(applied))
 
     async def run(self, _rt: object = None) -> None:
         """Mirror queued batches forever, in commit order."""
@@ -57,14 +60,14 @@ class Mirror:
             finally:
                 self._queue.task_done()
 
-    async def mirror(self, applied: Applied) -> None:
-        """Apply one committed batch to memory, yielding between slices."""
+    async def mirror(self, taken: Taken) -> None:
+        """Apply one committed batch's effects to memory, yielding between slices."""
         step = self.slice_events
-        for i in range(0, len(applied), step):
-            part = applied[i : i + step]
-            await self.applier.after_commit(part)
+        for i in range(0, len(taken), step):
+            part = taken[i : i + step]
+            self.applier.mirror(part)
             self.on_mirrored(len(part))
-            if i + step < len(applied):
+            if i + step < len(taken):
                 await asyncio.sleep(0)  # let the consumer send its next statement
 
     async def drain(self) -> None:
