@@ -137,6 +137,12 @@ async def celebrate_many(
 ) -> FanOutResult:
     """Fan out a batch of celebrations with one read and one write for all of them."""
     result = FanOutResult()
+    # The same event twice (a redelivery queued twice) is one celebration: every delivery
+    # key derives from the event, so this keeps one per ledger key without hashing them all.
+    first: dict[str, Celebration] = {}
+    for c in cs:
+        first.setdefault(c.event_id, c)
+    cs = list(first.values())
     if not cs:
         return result
     facts: dict[str, AudienceFacts] = {}
@@ -160,7 +166,7 @@ async def celebrate_many(
         await asyncio.sleep(0)
     created = await repo.commit_fanout(
         spend=batch.spend,
-        deliveries=batch.unique_deliveries(),
+        deliveries=batch.deliveries,
         deferrals=batch.deferrals,
         now=now,
     )
@@ -183,13 +189,7 @@ class _Batch:
     spend: list[tuple[str, date, str]] = field(default_factory=list)
     deliveries: list[NewDelivery] = field(default_factory=list)
     deferrals: list[Deferral] = field(default_factory=list)
-
-    def unique_deliveries(self) -> list[NewDelivery]:
-        """One per ledger key (the same event twice in a batch delivers once)."""
-        seen: dict[str, NewDelivery] = {}
-        for d in self.deliveries:
-            seen.setdefault(d.key.idempotency_key, d)
-        return list(seen.values())
+    days: dict[str, date] = field(default_factory=dict)  # local day by timezone, at `now`
 
     def plan(self, c: Celebration, facts: AudienceFacts) -> None:
         profiles, now, result = self.data.profiles, self.now, self.result
@@ -214,7 +214,8 @@ class _Batch:
                 # what this batch granted. Exact within one worker; two workers may each
                 # grant the last slot at the same moment (a ping over), the price of never
                 # locking budget rows across batches (no waits, no deadlocks).
-                day = local_day(now, prof.effective_timezone)
+                tz = prof.effective_timezone
+                day = self.days.get(tz) or self.days.setdefault(tz, local_day(now, tz))
                 if self.used.get((r.id, day), 0) < prof.preferences.daily_budget:
                     self.used[(r.id, day)] = self.used.get((r.id, day), 0) + 1
                     self.spend.append((r.id, day, c.event_id))
