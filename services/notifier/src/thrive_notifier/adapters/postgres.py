@@ -215,33 +215,41 @@ class SQL:
     """
     MARK_REMINDED = "UPDATE ask_followup SET reminded_at = $2 WHERE ask_id = $1"
     PRUNE_BUDGET = "DELETE FROM budget_spend WHERE day < $1"
+    # A fan-out tells many people the same thing: each distinct message ($13) is parsed and
+    # taken apart once; a delivery names its message by position ($8).
     _DELIVER = """
-        input AS (
+        msgs AS (
+            SELECT t.n, j.p, j.p ->> 'kind' AS kind, j.p ->> 'about' AS about,
+                   j.p ->> 'subject' AS subject, j.p ->> 'title' AS title,
+                   coalesce(j.p ->> 'body', '') AS body,
+                   ARRAY(SELECT jsonb_array_elements_text(j.p -> 'themes')) AS themes
+            FROM unnest($13::text[]) WITH ORDINALITY AS t(m, n),
+                 LATERAL (SELECT t.m::jsonb AS p) AS j
+        ), input AS (
             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                                 $6::text[], $7::text[], $8::text[], $9::bool[], $11::text[],
+                                 $6::text[], $7::text[], $8::int[], $9::bool[], $11::text[],
                                  $12::text[])
-                AS u(event_id, recipient_kind, recipient, channel, ikey, kind, state, payload,
+                AS u(event_id, recipient_kind, recipient, channel, ikey, kind, state, msg,
                      quiet, traceparent, tracestate)
         ), ins AS (
             INSERT INTO delivery (event_id, recipient_kind, recipient, channel, idempotency_key,
                                   kind, state, payload, next_attempt_at, delivered_at,
                                   traceparent, tracestate)
             -- An in-app row is delivered as it is written: its content lives in the inbox.
-            SELECT event_id, recipient_kind, recipient, channel, ikey, kind, state,
-                   CASE WHEN channel = 'in_app' THEN '{}'::jsonb ELSE payload::jsonb END, $10,
-                   CASE WHEN state = 'delivered' THEN $10::timestamptz END,
-                   traceparent, tracestate
-            FROM input
+            SELECT i.event_id, i.recipient_kind, i.recipient, i.channel, i.ikey, i.kind, i.state,
+                   CASE WHEN i.channel = 'in_app' THEN '{}'::jsonb ELSE m.p END, $10,
+                   CASE WHEN i.state = 'delivered' THEN $10::timestamptz END,
+                   i.traceparent, i.tracestate
+            FROM input i JOIN msgs m ON m.n = i.msg
             ON CONFLICT DO NOTHING
             RETURNING id, idempotency_key, recipient_kind, recipient, channel
         ), inbox AS (
             INSERT INTO inbox_item (person, delivery_id, kind, about, subject, title, body,
                                     themes, payload, quiet, created_at)
-            SELECT ins.recipient, ins.id, p ->> 'kind', p ->> 'about', p ->> 'subject',
-                   p ->> 'title', coalesce(p ->> 'body', ''),
-                   ARRAY(SELECT jsonb_array_elements_text(p -> 'themes')), p, input.quiet, $10
-            FROM ins JOIN input ON input.ikey = ins.idempotency_key,
-                 LATERAL (SELECT input.payload::jsonb AS p) AS j
+            SELECT ins.recipient, ins.id, m.kind, m.about, m.subject, m.title, m.body,
+                   m.themes, m.p, i.quiet, $10
+            FROM ins JOIN input i ON i.ikey = ins.idempotency_key
+                     JOIN msgs m ON m.n = i.msg
             WHERE ins.channel = 'in_app' AND ins.recipient_kind = 'person'
         )
     """
@@ -252,7 +260,7 @@ class SQL:
         (
             """WITH spend AS (
             INSERT INTO budget_spend (person, day, event_id)
-            SELECT p, d, e FROM unnest($13::text[], $14::date[], $15::text[]) AS s(p, d, e)
+            SELECT p, d, e FROM unnest($14::text[], $15::date[], $16::text[]) AS s(p, d, e)
             ON CONFLICT DO NOTHING
             RETURNING 1
         ), deferred AS (
@@ -261,8 +269,8 @@ class SQL:
             SELECT f.person, f.event_id, f.kind, f.reason, f.subject, f.title,
                    ARRAY(SELECT jsonb_array_elements_text(f.payload::jsonb -> 'themes')),
                    f.payload::jsonb, $10
-            FROM unnest($16::text[], $17::text[], $18::text[], $19::text[], $20::text[],
-                        $21::text[], $22::text[])
+            FROM unnest($17::text[], $18::text[], $19::text[], $20::text[], $21::text[],
+                        $22::text[], $23::text[])
                 AS f(person, event_id, kind, reason, subject, title, payload)
             ON CONFLICT (person, event_id) DO NOTHING
             RETURNING 1
@@ -562,9 +570,7 @@ class PostgresRepository:
         self, deliveries: Sequence[NewDelivery], *, now: datetime
     ) -> list[tuple[NewDelivery, int]]:
         by_key = {d.key.idempotency_key: d for d in deliveries}
-        rows = await self.conn.fetch(
-            SQL.RESERVE, *self._delivery_args(deliveries), now, *self._trace_args(deliveries)
-        )
+        rows = await self.conn.fetch(SQL.RESERVE, *self._delivery_args(deliveries, now))
         return [(by_key[r["idempotency_key"]], r["id"]) for r in rows]
 
     async def commit_fanout(
@@ -578,9 +584,7 @@ class PostgresRepository:
         by_key = {d.key.idempotency_key: d for d in deliveries}
         rows = await self.conn.fetch(
             SQL.COMMIT_FANOUT,
-            *self._delivery_args(deliveries),
-            now,
-            *self._trace_args(deliveries),
+            *self._delivery_args(deliveries, now),
             [s[0] for s in spend],
             [s[1] for s in spend],
             [s[2] for s in spend],
@@ -589,12 +593,17 @@ class PostgresRepository:
         return [(by_key[r["idempotency_key"]], r["id"]) for r in rows]
 
     @staticmethod
-    def _delivery_args(deliveries: Sequence[NewDelivery]) -> list[list[Any]]:
-        # A fan-out shares one Message among its followers: serialise each once.
-        payloads: dict[int, str] = {}
+    def _delivery_args(deliveries: Sequence[NewDelivery], now: datetime) -> list[Any]:
+        """Parameters $1..$13 of RESERVE and COMMIT_FANOUT."""
+        # A fan-out shares one Message among its followers: serialise (and send) each once.
+        index: dict[int, int] = {}
+        messages: list[str] = []
         for d in deliveries:
-            if id(d.message) not in payloads:
-                payloads[id(d.message)] = orjson.dumps(d.message.to_payload()).decode()
+            if id(d.message) not in index:
+                messages.append(orjson.dumps(d.message.to_payload()).decode())
+                index[id(d.message)] = len(messages)  # WITH ORDINALITY counts from 1
+        # Only what is sent later needs the trace: in-app rows are done when written.
+        traces = [None if d.key.channel is Channel.IN_APP else d.trace for d in deliveries]
         return [
             [d.key.event_id for d in deliveries],
             [d.key.recipient.kind.value for d in deliveries],
@@ -603,17 +612,12 @@ class PostgresRepository:
             [d.key.idempotency_key for d in deliveries],
             [d.message.kind.value for d in deliveries],
             [d.state.value for d in deliveries],
-            [payloads[id(d.message)] for d in deliveries],
+            [index[id(d.message)] for d in deliveries],
             [d.quiet for d in deliveries],
-        ]
-
-    @staticmethod
-    def _trace_args(deliveries: Sequence[NewDelivery]) -> list[list[str | None]]:
-        # Only what is sent later needs the trace: in-app rows are done when written.
-        traces = [None if d.key.channel is Channel.IN_APP else d.trace for d in deliveries]
-        return [
+            now,
             [t.traceparent if t else None for t in traces],
             [t.tracestate if t else None for t in traces],
+            messages,
         ]
 
     @staticmethod
