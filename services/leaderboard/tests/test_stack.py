@@ -282,7 +282,9 @@ async def test_opt_out_erasure_and_live_updates_through_the_api(migrated, topics
             topics["help"],
             [thanks(1, "ann", "x"), thanks(2, "ann", "y"), thanks(3, "bob", "x")],
         )
+        # ann's and bob's thanks may sit on different partitions: wait for all three.
         await wait_for(lambda: _on_board(client, "bob"), timeout=30)
+        await wait_for(lambda: _score_is(client, "ann", 2 + 2 * 2 + 2.0), timeout=30)
         assert (await rank(client, "bob"))["rank"] == 2
 
         put = await client.put("/internal/v1/people/ann/opt-out", json={"opted_out": True})
