@@ -141,3 +141,14 @@ async def test_self_thanks_and_erased_helpers_score_nothing():
     applier, _, repo = await make()
     await applier.apply_batch(None, [thanks(1, "ann", "ann"), thanks(2, None, "bob")])
     assert repo.rows == {}
+
+
+async def test_an_applier_without_boards_keeps_nothing_for_memory():
+    # A rebuild replays millions of events: their committed rows must not pile up.
+    _applier, _lb, repo = await make()
+    rebuild = Applier(repo=repo, keys=KEYS, tz=ZoneInfo("UTC"), boards=None)
+    events = [thanks(1, "ann", "bob"), thanks(2, "ann", "cat")]
+    await rebuild.apply_batch(None, events)
+    assert repo.rows, "the store got the rows"
+    assert rebuild.take([(e, None) for e in events]) == [[], []]
+    assert not rebuild._pending

@@ -140,12 +140,16 @@ class Applier:
     async def _flush(self, conn: asyncpg.Connection, envs: list[Envelope[Any]]) -> None:
         if not envs:
             return
+        # Without resident boards (a rebuild) nothing is kept for memory: a replay of
+        # millions of events must not hold their committed rows.
+        track = self.boards is not None
         owner: dict[RowKey, EventKey] = {}
         rows: dict[RowKey, Aggregate] = {}
         pairs: dict[PairKey, set[int]] = {}
         for env in envs:
             key = (env.source, env.id)
-            self._pending[key] = []
+            if track:
+                self._pending[key] = []
             fact = self.fact(env)
             if fact is None:
                 continue
@@ -164,6 +168,8 @@ class Applier:
                 rows[row_key].d += inc  # the thanks itself made this row's delta
             await self.repo.merge_helped(conn, merged, person_keys)
         committed = await self.repo.apply(conn, rows, person_keys)
+        if not track:
+            return
         for row in committed:
             k = (row.board.scope, row.board.window, row.board.period, row.person)
             self._pending[owner[k]].append(row)
@@ -178,7 +184,8 @@ class Applier:
         elif isinstance(data, PersonErased):
             await self.repo.erase(conn, data.person, self.keys.tombstone(data.person))
             effects.append(Erasure(data.person))
-        self._pending[(env.source, env.id)] = effects
+        if self.boards is not None:
+            self._pending[(env.source, env.id)] = effects
 
     async def after_commit(self, applied: Sequence[tuple[Envelope[Any], Any]]) -> None:
         """EventConsumer hook: mirror committed effects into memory, in commit order."""
