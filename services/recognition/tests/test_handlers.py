@@ -374,3 +374,15 @@ async def test_directory_upsert_normalises_unknown_timezone(uow: InMemoryUnitOfW
     assert person.timezone == "UTC"
     profile = await views.profile(uow.repo, "fay", now=NOW)
     assert profile["counts"]["thanks_received"] == 0
+
+
+def test_new_ids_are_distinct_canonical_random_uuids() -> None:
+    import uuid
+
+    from thrive_recognition.service_layer.handlers import new_id
+
+    ids = [new_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for i in ids:
+        parsed = uuid.UUID(i)
+        assert str(parsed) == i and parsed.version == 4 and parsed.variant == uuid.RFC_4122

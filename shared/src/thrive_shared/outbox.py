@@ -15,6 +15,7 @@ import contextlib
 import logging
 import time
 import zlib
+from collections import Counter
 from typing import Any
 
 import asyncpg
@@ -24,6 +25,7 @@ from thrive_shared.contracts import Envelope
 from thrive_shared.contracts.topics import physical
 from thrive_shared.kafka.producer import OutgoingRecord, Publisher
 from thrive_shared.observability import context_from_headers, inject_headers, metrics
+from thrive_shared.observability.tracing import exporting
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("thrive.outbox")
@@ -38,15 +40,17 @@ WITH ins AS (
 )
 SELECT pg_notify('thrive_outbox', '')
 """
+# Every row of one call shares the caller's trace context: one jsonb value, parsed once.
 _INSERT_MANY = """
 WITH ins AS (
     INSERT INTO outbox (topic, key, event_id, event_type, payload, headers)
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::jsonb[])
+    SELECT t, k, i, e, p, $6::jsonb
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[]) AS u(t, k, i, e, p)
 )
 SELECT pg_notify('thrive_outbox', '')
 """
 _TAKE = """
-SELECT id, topic, key, event_type, payload, headers FROM outbox ORDER BY id LIMIT $1
+SELECT id, topic, key, event_id, event_type, payload, headers FROM outbox ORDER BY id LIMIT $1
 """
 _DELETE_UPTO = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
 _STATS = "SELECT count(*) AS n, min(created_at) AS oldest, now() AS now FROM outbox"
@@ -59,8 +63,21 @@ def _row(envelope: Envelope[Any], topic: str | None, key: str | None) -> tuple[A
         envelope.id,
         envelope.type,
         envelope.to_json(),
-        inject_headers({"ce-id": envelope.id, "ce-type": envelope.type}),
     )
+
+
+def record_headers(
+    *, event_id: str, event_type: str, stored: dict[str, str] | None
+) -> dict[str, str]:
+    """A relayed record's headers: the event's id and type, then the stored trace context.
+
+    The id and type come from their own columns (rows written before this version also
+    carry them in `headers`, with the same values).
+    """
+    headers = {"ce-id": event_id, "ce-type": event_type}
+    if stored:
+        headers.update(stored)
+    return headers
 
 
 async def enqueue(
@@ -71,15 +88,18 @@ async def enqueue(
     key: str | None = None,
 ) -> None:
     """Add an event to the outbox in the caller's transaction (the trace context goes along)."""
-    await conn.execute(_INSERT, *_row(envelope, topic, key))
+    await conn.execute(_INSERT, *_row(envelope, topic, key), inject_headers())
 
 
 async def enqueue_many(conn: asyncpg.Connection, envelopes: list[Envelope[Any]]) -> None:
-    """Add several events in one round trip, in order."""
+    """Add several events in one round trip, in order (the trace context goes along)."""
     if not envelopes:
         return
+    # One trace context for the whole call: it is the caller's, the same for every row.
     rows = [_row(e, None, None) for e in envelopes]
-    await conn.execute(_INSERT_MANY, *[list(col) for col in zip(*rows, strict=True)])
+    await conn.execute(
+        _INSERT_MANY, *[list(col) for col in zip(*rows, strict=True)], inject_headers()
+    )
 
 
 class OutboxRelay:
@@ -172,40 +192,34 @@ class OutboxRelay:
                 return 0  # another replica is relaying this schema
             rows = await conn.fetch(_TAKE, self.batch_size)
             if rows:
-                records = []
-                spans = []
-                for r in rows:
-                    headers = dict(r["headers"] or {})
-                    # The publish span is a child of the transaction that wrote the row; its
-                    # own context travels on, so consumers continue the same trace.
-                    span = _tracer.start_span(
-                        f"{r['topic']} publish",
-                        context=context_from_headers(headers),
-                        kind=trace.SpanKind.PRODUCER,
-                        attributes={
-                            "messaging.system": "kafka",
-                            "messaging.destination.name": r["topic"],
-                            "messaging.message.id": headers.get("ce-id", ""),
-                        },
-                    )
-                    headers.update(inject_headers(context=trace.set_span_in_context(span)))
-                    spans.append(span)
-                    records.append(
+                if exporting():
+                    records, spans = self._traced_records(rows)
+                else:
+                    # No span would be recorded: the stored context travels on as it is
+                    # (what a non-recording span under it would inject anyway).
+                    spans = []
+                    records = [
                         OutgoingRecord(
                             topic=r["topic"],
                             key=r["key"],
                             value=bytes(r["payload"]),
-                            headers=headers,
+                            headers=record_headers(
+                                event_id=r["event_id"],
+                                event_type=r["event_type"],
+                                stored=r["headers"],
+                            ),
                         )
-                    )
+                        for r in rows
+                    ]
                 try:
                     await self.publisher.send_all(records)
                 finally:
                     for span in spans:
                         span.end()
                 await conn.execute(_DELETE_UPTO, [r["id"] for r in rows])
-                for r in rows:
-                    metrics.EVENTS_PRODUCED.labels(self.service, r["topic"], r["event_type"]).inc()
+                produced = Counter((r["topic"], r["event_type"]) for r in rows)
+                for (topic, event_type), n in produced.items():
+                    metrics.EVENTS_PRODUCED.labels(self.service, topic, event_type).inc(n)
                 self.published += len(rows)
             # The backlog gauges need a count(*): refresh them every couple of seconds.
             now = time.monotonic()
@@ -216,6 +230,36 @@ class OutboxRelay:
                 age = (stats["now"] - stats["oldest"]).total_seconds() if stats["oldest"] else 0.0
                 metrics.OUTBOX_OLDEST_AGE.labels(self.service).set(max(0.0, age))
         return len(rows)
+
+    def _traced_records(
+        self, rows: list[asyncpg.Record]
+    ) -> tuple[list[OutgoingRecord], list[trace.Span]]:
+        records = []
+        spans = []
+        for r in rows:
+            headers = record_headers(
+                event_id=r["event_id"], event_type=r["event_type"], stored=r["headers"]
+            )
+            # The publish span is a child of the transaction that wrote the row; its
+            # own context travels on, so consumers continue the same trace.
+            span = _tracer.start_span(
+                f"{r['topic']} publish",
+                context=context_from_headers(headers),
+                kind=trace.SpanKind.PRODUCER,
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.destination.name": r["topic"],
+                    "messaging.message.id": r["event_id"],
+                },
+            )
+            headers.update(inject_headers(context=trace.set_span_in_context(span)))
+            spans.append(span)
+            records.append(
+                OutgoingRecord(
+                    topic=r["topic"], key=r["key"], value=bytes(r["payload"]), headers=headers
+                )
+            )
+        return records, spans
 
 
 async def wait_until_empty(pool: asyncpg.Pool, *, deadline_s: float = 10.0) -> None:

@@ -55,6 +55,12 @@ class RecognitionSettings(CommonSettings):  # type: ignore[misc, unused-ignore]
         ge=700,
         description="Allocations between young garbage collections (Python's default: 700).",
     )
+    ingest_max_records: int = Field(
+        default=2000,
+        ge=1,
+        le=20_000,
+        description="Most external events applied in one transaction (fewer statements each).",
+    )
 
     def policies(self) -> Policies:
         """The business policies these settings describe (reads the rule file)."""
