@@ -386,3 +386,32 @@ def test_new_ids_are_distinct_canonical_random_uuids() -> None:
     for i in ids:
         parsed = uuid.UUID(i)
         assert str(parsed) == i and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+def test_a_milestone_title_beyond_the_contract_is_refused_not_published() -> None:
+    import dataclasses
+    from datetime import UTC, datetime
+
+    import pydantic
+    import pytest
+    from thrive_recognition.domain.model import Milestone
+    from thrive_recognition.service_layer.handlers import _milestone_event
+    from thrive_shared.contracts import CelebrationSize
+
+    at = datetime(2026, 3, 2, tzinfo=UTC)
+    ok = Milestone(
+        id="m1",
+        person="ada",
+        team="platform",
+        rule_id="first_thanks",
+        scope="",
+        level=1,
+        size=CelebrationSize.SMALL,
+        title="First thanks",
+        themes=(),
+        reached_at=at,
+    )
+    assert _milestone_event(ok, source="thrive/recognition", at=at).data.title == "First thanks"
+    too_long = dataclasses.replace(ok, title="x" * 201)
+    with pytest.raises(pydantic.ValidationError):
+        _milestone_event(too_long, source="thrive/recognition", at=at)

@@ -190,9 +190,26 @@ async def _progress(
     if not candidates:
         return []
     new = await uow.repo.add_milestones(candidates)
+    stamp = utcnow()
     for m in new:
-        await _publish(
-            uow,
+        await uow.publish(_milestone_event(m, source=policies.source, at=stamp))
+    return new
+
+
+_MILESTONE_ENVELOPE = envelope_type(MilestoneReached)
+# The contract's bounds on the two values that come from the rule file, not from validated
+# events: beyond them, the event is built (and refused) by the validating path.
+_MAX_TITLE, _MAX_RULE_ID = 200, 100
+
+
+def _milestone_event(m: Milestone, *, source: str, at: datetime) -> Envelope[MilestoneReached]:
+    """The MilestoneReached envelope of a newly stored milestone.
+
+    Built without re-validation, like HelpReceived (about one per ingested event): person,
+    team and themes come from validated events, the level from the rule book.
+    """
+    if len(m.title) > _MAX_TITLE or len(m.rule_id) > _MAX_RULE_ID or m.level < 1:
+        return make_event(
             MilestoneReached(
                 milestone_id=m.id,
                 person=m.person,
@@ -204,9 +221,31 @@ async def _progress(
                 themes=list(m.themes),
                 reached_at=m.reached_at,
             ),
-            policies=policies,
+            source=source,
+            time=at,
         )
-    return new
+    data = MilestoneReached.model_construct(
+        milestone_id=m.id,
+        person=m.person,
+        team=m.team,
+        rule_id=m.rule_id,
+        level=m.level,
+        size=CelebrationSize(m.size),
+        title=m.title,
+        themes=list(m.themes),
+        reached_at=m.reached_at,
+    )
+    return _MILESTONE_ENVELOPE.model_construct(
+        specversion=SPECVERSION,
+        id=new_id(),
+        source=source,
+        type=MilestoneReached.TYPE,
+        time=at,
+        subject=m.person,
+        datacontenttype="application/json",
+        schemaversion=MilestoneReached.SCHEMA_VERSION,
+        data=data,
+    )
 
 
 # --- asks ---------------------------------------------------------------------------
