@@ -166,7 +166,14 @@ async def history_database(ctx: BenchContext, result: Result) -> AsyncIterator[s
     parts = urlsplit(ctx.database_url)
     admin = await asyncpg.connect(ctx.database_url)
     try:
-        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", template):
+        # A kept history is complete once it allows no connections (the last step below);
+        # one left open by a killed run is half-loaded: start it again.
+        allows = await admin.fetchval(
+            "SELECT datallowconn FROM pg_database WHERE datname = $1", template
+        )
+        if allows:
+            await admin.execute(f'DROP DATABASE "{template}" WITH (FORCE)')
+        if allows is None or allows:
             await admin.execute(f'CREATE DATABASE "{template}"')
             try:
                 turl = urlunsplit(parts._replace(path=f"/{template}"))
@@ -190,10 +197,18 @@ async def history_database(ctx: BenchContext, result: Result) -> AsyncIterator[s
                         f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY'
                     )
                     break
-                except asyncpg.ObjectInUseError:  # a worker still on the template: wait
+                except asyncpg.ObjectInUseError:
                     if attempt == 59:
                         raise
-                    await asyncio.sleep(2)
+                    # Only this benchmark's leftovers connect to its template (the loader's
+                    # migration connection, an autovacuum worker that started before the
+                    # database closed to connections): end them, then try again.
+                    await admin.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                        template,
+                    )
+                    await asyncio.sleep(1)
         result.add("history_clone_s", sw.seconds, "s", f"clone of {template}")
     finally:
         await admin.close()
