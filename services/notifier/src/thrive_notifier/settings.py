@@ -60,7 +60,9 @@ class NotifierSettings(CommonSettings):
     max_attempts: int = Field(default=6, ge=1)
     backoff_base_seconds: float = Field(default=2.0, gt=0)
     backoff_max_seconds: float = Field(default=600.0, gt=0)
-    delivery_batch_size: int = Field(default=200, ge=1)
+    # A worker sends its whole claim before it claims again: a small claim (a few rounds of
+    # `delivery_concurrency`) keeps what became due meanwhile from waiting behind it.
+    delivery_batch_size: int = Field(default=48, ge=1)
     # Sends in flight per worker; the webhook pool keeps concurrency x workers connections
     # alive. httpcore scans every pooled connection for each request it places, so a bigger
     # pool costs CPU on every send: raise it for slow endpoints, not by default.
