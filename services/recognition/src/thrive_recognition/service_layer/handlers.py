@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -94,13 +95,32 @@ class Policies:
 
 
 _VARIANT = "89ab"
+_ID_BYTES = 4096  # random bytes drawn per system call: 256 ids
+_id_lock = threading.Lock()
+_id_hex = ""
+_id_pos = 0
+
+
+def _forget_random_ids() -> None:
+    global _id_hex, _id_pos
+    _id_hex, _id_pos = "", 0
+
+
+# A forked child must not hand out the ids its parent has in its buffer.
+os.register_at_fork(after_in_child=_forget_random_ids)
 
 
 def new_id() -> str:
     """A fresh resource id: a random (version 4) UUID in its canonical text form."""
-    # Straight from 16 random bytes to text: uuid.uuid4() builds a UUID object on the way,
-    # a few times per ingested event.
-    h = os.urandom(16).hex()
+    # Straight from random bytes to text, the bytes drawn 4 KiB at a time: uuid.uuid4()
+    # makes one getrandom() system call and builds a UUID object per id, a few times per
+    # ingested event, and system calls are slow on this kind of virtual machine.
+    global _id_hex, _id_pos
+    with _id_lock:
+        if _id_pos >= len(_id_hex):
+            _id_hex, _id_pos = os.urandom(_ID_BYTES).hex(), 0
+        h = _id_hex[_id_pos : _id_pos + 32]
+        _id_pos += 32
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 
