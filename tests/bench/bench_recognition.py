@@ -12,7 +12,8 @@ as deployed) on the real stack, on this run's suffixed copies of the canonical t
   BENCH_RECOGNITION_LATENCY_S seconds (default 20); per event, produce time -> the Kafka
   timestamp of the HelpReceived the relay published for it; p50/p90/p99/max.
 
-- Batch core: the set-based ingest handler called in this process on 500-event batches
+- Batch core: the set-based ingest handler called in this process on batches of the
+  service's largest size (THRIVE_RECOGNITION_INGEST_MAX_RECORDS, default 2000)
   (no Kafka consume); the service process relays what it writes.
 
 Both also as ratios of the raw ceiling measured in the same run.
@@ -357,10 +358,11 @@ async def measure_batch_core(
         settings.database_url, schema=settings.db_schema, min_size=1, max_size=2
     )
     tune_gc(settings.gc_threshold)  # as the service does at start
+    step = settings.ingest_max_records  # the service's largest batch
     with Stopwatch() as sw:
-        for i in range(0, n, 500):
+        for i in range(0, n, step):
             async with pool.acquire() as conn, conn.transaction():
-                await consumers.ingest_batch(conn, [(e, meta) for e in envs[i : i + 500]])
+                await consumers.ingest_batch(conn, [(e, meta) for e in envs[i : i + step]])
         applied_s = sw.seconds
         await _drained(svc, applied + n, timeout=DRAIN_TIMEOUT_S)
     await pool.close()
@@ -403,7 +405,8 @@ async def main(ctx: BenchContext) -> Result:
             "batch_core_events_per_s",
             core["events"] / core["seconds"],
             "events/s",
-            "ingest_batch in 500-event transactions, parsed events in, published out; "
+            f"ingest_batch in {svc['settings'].ingest_max_records}-event transactions, "
+            "parsed events in, published out; "
             "no Kafka consume: what the set-based path does once the consumer hands it batches",
         )
         result.add("batch_core_apply_seconds", core["applied_seconds"], "s", "before relay drain")
