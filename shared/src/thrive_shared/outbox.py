@@ -93,10 +93,19 @@ async def enqueue(
 
 async def enqueue_many(conn: asyncpg.Connection, envelopes: list[Envelope[Any]]) -> None:
     """Add several events in one round trip, in order (the trace context goes along)."""
-    if not envelopes:
+    await enqueue_rows(conn, outbox_rows(envelopes))
+
+
+def outbox_rows(envelopes: list[Envelope[Any]]) -> list[tuple[Any, ...]]:
+    """Envelopes serialised as outbox rows (to render them ahead of `enqueue_rows`)."""
+    return [_row(e, None, None) for e in envelopes]
+
+
+async def enqueue_rows(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Add rows made by `outbox_rows` in one round trip, in order, with the trace context."""
+    if not rows:
         return
     # One trace context for the whole call: it is the caller's, the same for every row.
-    rows = [_row(e, None, None) for e in envelopes]
     await conn.execute(
         _INSERT_MANY, *[list(col) for col in zip(*rows, strict=True)], inject_headers()
     )

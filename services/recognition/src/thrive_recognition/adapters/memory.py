@@ -339,6 +339,9 @@ class InMemoryUnitOfWork:
     async def publish(self, envelope: Envelope[Any]) -> None:
         self.published.append(envelope)
 
+    def render(self) -> None:
+        """Nothing to serialise in memory."""
+
     def events(self, kind: type[Any]) -> list[Any]:
         """Payloads published so far of one event type."""
         return [e.data for e in self.published if isinstance(e.data, kind)]

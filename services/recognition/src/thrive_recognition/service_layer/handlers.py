@@ -202,7 +202,16 @@ async def _progress(
     policies: Policies,
 ) -> list[Milestone]:
     """Apply progress updates; publish the milestones they newly reach (exactly once)."""
-    progress = await uow.repo.apply_progress(updates)
+    # While Postgres applies the progress (the batch's costliest statements), this process
+    # serialises the events published so far for the outbox.
+    applying = asyncio.ensure_future(uow.repo.apply_progress(updates))
+    try:
+        await asyncio.sleep(0)  # let the first statement go out
+        uow.render()
+    except BaseException:
+        await asyncio.gather(applying, return_exceptions=True)
+        raise
+    progress = await applying
     candidates = [
         r.milestone(person=person, team=teams.get(person), at=at)
         for person, p in progress.items()

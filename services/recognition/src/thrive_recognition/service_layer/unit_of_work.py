@@ -20,3 +20,7 @@ class UnitOfWork(Protocol):
     async def publish(self, envelope: Envelope[Any]) -> None:
         """Publish `envelope` if (and only if) this unit of work commits."""
         ...
+
+    def render(self) -> None:
+        """Prepare what was published so far for the outbox (CPU work, no I/O)."""
+        ...
