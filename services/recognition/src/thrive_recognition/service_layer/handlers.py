@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from thrive_shared.contracts import (
     AskSize,
@@ -159,15 +160,27 @@ def _help_received_event(t: Thanks, *, source: str, at: datetime) -> Envelope[He
         origin=t.origin,
         given_at=t.given_at,
     )
-    return _HELP_RECEIVED_ENVELOPE.model_construct(
+    return _trusted_envelope(_HELP_RECEIVED_ENVELOPE, data, source=source, at=at, subject=t.helper)
+
+
+def _trusted_envelope(
+    envelope: type[Envelope[Any]],
+    data: HelpReceived | MilestoneReached,
+    *,
+    source: str,
+    at: datetime,
+    subject: str,
+) -> Envelope[Any]:
+    """An envelope of `envelope_type(type(data))` around already-trusted data, unvalidated."""
+    return envelope.model_construct(
         specversion=SPECVERSION,
         id=new_id(),
         source=source,
-        type=HelpReceived.TYPE,
+        type=data.TYPE,
         time=at,
-        subject=t.helper,
+        subject=subject,
         datacontenttype="application/json",
-        schemaversion=HelpReceived.SCHEMA_VERSION,
+        schemaversion=data.SCHEMA_VERSION,
         data=data,
     )
 
@@ -238,44 +251,21 @@ def _milestone_event(m: Milestone, *, source: str, at: datetime) -> Envelope[Mil
     Built without re-validation, like HelpReceived (about one per ingested event): person,
     team and themes come from validated events, the level from the rule book.
     """
+    fields: dict[str, Any] = {
+        "milestone_id": m.id,
+        "person": m.person,
+        "team": m.team,
+        "rule_id": m.rule_id,
+        "level": m.level,
+        "size": CelebrationSize(m.size),
+        "title": m.title,
+        "themes": list(m.themes),
+        "reached_at": m.reached_at,
+    }
     if len(m.title) > _MAX_TITLE or len(m.rule_id) > _MAX_RULE_ID or m.level < 1:
-        return make_event(
-            MilestoneReached(
-                milestone_id=m.id,
-                person=m.person,
-                team=m.team,
-                rule_id=m.rule_id,
-                level=m.level,
-                size=CelebrationSize(m.size),
-                title=m.title,
-                themes=list(m.themes),
-                reached_at=m.reached_at,
-            ),
-            source=source,
-            time=at,
-        )
-    data = MilestoneReached.model_construct(
-        milestone_id=m.id,
-        person=m.person,
-        team=m.team,
-        rule_id=m.rule_id,
-        level=m.level,
-        size=CelebrationSize(m.size),
-        title=m.title,
-        themes=list(m.themes),
-        reached_at=m.reached_at,
-    )
-    return _MILESTONE_ENVELOPE.model_construct(
-        specversion=SPECVERSION,
-        id=new_id(),
-        source=source,
-        type=MilestoneReached.TYPE,
-        time=at,
-        subject=m.person,
-        datacontenttype="application/json",
-        schemaversion=MilestoneReached.SCHEMA_VERSION,
-        data=data,
-    )
+        return make_event(MilestoneReached(**fields), source=source, time=at)
+    data = MilestoneReached.model_construct(**fields)
+    return _trusted_envelope(_MILESTONE_ENVELOPE, data, source=source, at=at, subject=m.person)
 
 
 # --- asks ---------------------------------------------------------------------------
