@@ -49,6 +49,17 @@ WITH ins AS (
 )
 SELECT pg_notify('thrive_outbox', '')
 """
+# Events a caller rendered itself (one topic and type), each with its own trace context.
+_INSERT_RENDERED = """
+WITH ins AS (
+    INSERT INTO outbox (topic, key, event_id, event_type, payload, headers)
+    SELECT $1, u.k, u.i, $2, u.p,
+           jsonb_strip_nulls(jsonb_build_object('traceparent', u.tp, 'tracestate', u.ts))
+    FROM unnest($3::text[], $4::text[], $5::bytea[], $6::text[], $7::text[])
+        AS u(k, i, p, tp, ts)
+)
+SELECT pg_notify('thrive_outbox', '')
+"""
 _TAKE = """
 SELECT id, topic, key, event_id, event_type, payload, headers FROM outbox ORDER BY id LIMIT $1
 """
@@ -108,6 +119,26 @@ async def enqueue_rows(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) ->
     # One trace context for the whole call: it is the caller's, the same for every row.
     await conn.execute(
         _INSERT_MANY, *[list(col) for col in zip(*rows, strict=True)], inject_headers()
+    )
+
+
+async def enqueue_rendered(
+    conn: asyncpg.Connection,
+    *,
+    topic: str,
+    event_type: str,
+    keys: list[str | None],
+    event_ids: list[str],
+    payloads: list[bytes],
+    traceparents: list[str | None],
+    tracestates: list[str | None],
+) -> None:
+    """Add events already rendered as contract JSON (one physical topic and type) in one
+    round trip, in order, each with its own W3C trace context (None: no trace)."""
+    if not event_ids:
+        return
+    await conn.execute(
+        _INSERT_RENDERED, topic, event_type, keys, event_ids, payloads, traceparents, tracestates
     )
 
 

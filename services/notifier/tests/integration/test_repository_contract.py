@@ -26,8 +26,15 @@ from thrive_notifier.domain.model import (
     TraceContext,
 )
 from thrive_notifier.domain.retry import Outcome, SendResult
-from thrive_notifier.service_layer.ports import AttemptRecord, Deferral, NewDelivery, PersonRecord
+from thrive_notifier.service_layer.ports import (
+    Announcement,
+    AttemptRecord,
+    Deferral,
+    NewDelivery,
+    PersonRecord,
+)
 from thrive_shared.contracts import CelebrationDelivered, Channel, make_event
+from thrive_shared.contracts.topics import physical
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -267,6 +274,29 @@ async def test_publish_goes_through_the_outbox(uow, request):
             assert await repo.conn.fetchval("SELECT count(*) FROM outbox") == 1
     else:
         assert len(uow.store.published) == 1
+
+
+@pytest.mark.stack
+async def test_announcements_reach_the_outbox_with_their_trace_context(notifier_pool):
+    uow = PostgresUnitOfWork(notifier_pool)
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    items = [
+        Announcement(event_id="c1", key="cy", payload=b'{"n": 1}', trace=TraceContext(parent)),
+        Announcement(event_id="c2", key="ana", payload=b'{"n": 2}'),
+    ]
+    async with uow() as repo:
+        await repo.announce(items)
+    async with uow() as repo:
+        rows = await repo.conn.fetch(
+            "SELECT topic, key, event_id, event_type, payload, headers FROM outbox ORDER BY id"
+        )
+    assert [(r["key"], r["event_id"], bytes(r["payload"])) for r in rows] == [
+        ("cy", "c1", b'{"n": 1}'),
+        ("ana", "c2", b'{"n": 2}'),
+    ]
+    assert {r["event_type"] for r in rows} == {CelebrationDelivered.TYPE}
+    assert {r["topic"] for r in rows} == {physical(CelebrationDelivered.TOPIC)}
+    assert [r["headers"] for r in rows] == [{"traceparent": parent}, {}]
 
 
 async def test_queued_celebrations_come_out_once_in_order(uow):

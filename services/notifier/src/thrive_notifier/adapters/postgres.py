@@ -13,8 +13,7 @@ import asyncpg
 import orjson
 from thrive_shared.contracts import CelebrationDelivered, Envelope
 from thrive_shared.contracts.topics import physical
-from thrive_shared.outbox import CHANNEL as OUTBOX_CHANNEL
-from thrive_shared.outbox import enqueue_many
+from thrive_shared.outbox import enqueue_many, enqueue_rendered
 
 from thrive_notifier.adapters.memory import decode_cursor, encode_cursor
 from thrive_notifier.domain.audience import AudienceFacts, AudienceQuery
@@ -123,18 +122,6 @@ class SQL:
         DELETE FROM fanout_queue WHERE id IN (
             SELECT id FROM fanout_queue ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
         RETURNING id, celebration
-    """
-    # CelebrationDelivered facts, rendered, into the shared outbox (the relay publishes them
-    # after commit, in id order) with the headers the relay expects; NOTIFY wakes it.
-    ANNOUNCE = """
-        WITH ins AS (
-            INSERT INTO outbox (topic, key, event_id, event_type, payload, headers)
-            SELECT $1, u.k, u.i, $2, u.p, jsonb_strip_nulls(jsonb_build_object(
-                       'ce-id', u.i, 'ce-type', $2::text, 'traceparent', u.tp, 'tracestate', u.ts))
-            FROM unnest($3::text[], $4::text[], $5::bytea[], $6::text[], $7::text[])
-                AS u(k, i, p, tp, ts)
-        )
-        SELECT pg_notify($8, '')
     """
     GET_PREFERENCES = "SELECT * FROM preferences WHERE person = $1"
     PUT_PREFERENCES = """
@@ -642,16 +629,16 @@ class PostgresRepository:
         await enqueue_many(self.conn, list(envelopes))
 
     async def announce(self, items: Sequence[Announcement]) -> None:
-        await self.conn.execute(
-            SQL.ANNOUNCE,
-            physical(CelebrationDelivered.TOPIC),
-            CelebrationDelivered.TYPE,
-            [a.key for a in items],
-            [a.event_id for a in items],
-            [a.payload for a in items],
-            [a.trace.traceparent if a.trace else None for a in items],
-            [a.trace.tracestate if a.trace else None for a in items],
-            OUTBOX_CHANNEL,
+        # Rendered CelebrationDelivered facts; the relay publishes them after commit.
+        await enqueue_rendered(
+            self.conn,
+            topic=physical(CelebrationDelivered.TOPIC),
+            event_type=CelebrationDelivered.TYPE,
+            keys=[a.key for a in items],
+            event_ids=[a.event_id for a in items],
+            payloads=[a.payload for a in items],
+            traceparents=[a.trace.traceparent if a.trace else None for a in items],
+            tracestates=[a.trace.tracestate if a.trace else None for a in items],
         )
 
     async def inbox(
