@@ -117,8 +117,8 @@ def test_accumulating_facts_sums_the_same_rows_as_aggregating_their_deltas():
     ]
     facts = [thanks_fact(t, tz=UTC, keys=KEYS) for t in many]
     rows: dict = {}
-    touched = [key for f in facts for key in accumulate(rows, f)]
+    for f in facts:
+        accumulate(rows, f)
     expected = aggregate(d for f in facts for d in spread(f))
     assert rows == expected
-    assert set(touched) == set(expected)
     assert rows[("theme:python", "year", "2026", "h")].n == 2

@@ -1,5 +1,6 @@
 import random
 
+import pytest
 from thrive_leaderboard.domain.ranking import RankIndex
 
 
@@ -68,3 +69,43 @@ def test_ranks_match_counting_higher_scores_on_random_boards():
         assert idx.rank(p).rank == 1 + sum(1 for v in scores.values() if v > s)
     listed = idx.top(1000)
     assert [r.person for r in listed] == sorted(scores, key=lambda p: (-scores[p], p))
+
+
+def _naive(scores):
+    order = sorted(scores, key=lambda p: (-scores[p], p))
+    return [(p, 1 + sum(1 for v in scores.values() if v > scores[p]), scores[p]) for p in order]
+
+
+def test_every_read_matches_sorting_the_board_through_growth_and_removals():
+    # Scores beyond the tree's first size (it doubles) and beyond its largest size (it
+    # then counts by score >> shift and adds the exact buckets sharing the tie slot).
+    rng = random.Random(11)
+    for top in (4, 900, 5_000, 1 << 23, 1 << 27):
+        scores = {f"p{i:03d}": rng.randrange(top // 4 + 1) for i in range(40)}
+        idx = RankIndex(scores)
+        for _ in range(150):
+            p = f"p{rng.randrange(60):03d}"
+            if rng.random() < 0.15:
+                scores.pop(p, None)
+                idx.discard(p)
+            else:
+                scores[p] = rng.randrange(top)
+                idx.set(p, scores[p])
+        want = _naive(scores)
+        assert lines(idx, 1000) == want
+        assert len(idx) == len(scores)
+        for i, (p, rank, score) in enumerate(want):
+            assert idx.rank(p) is not None and idx.rank(p).rank == rank
+            assert idx.position(p) == i
+            assert [r.person for r in idx.around(p)] == [w[0] for w in want[max(0, i - 2) : i + 3]]
+            assert [r.person for r in idx.after(score, p, 3)] == [w[0] for w in want[i + 1 : i + 4]]
+        for s in (0, 1, top // 2, top * 3):
+            assert idx.rank_of_score(s) == 1 + sum(1 for v in scores.values() if v > s)
+        assert lines(idx.__class__(scores), 1000) == want  # built at once == kept in step
+
+
+def test_negative_scores_are_refused():
+    with pytest.raises(ValueError, match="non-negative"):
+        RankIndex({"a": -1})
+    with pytest.raises(ValueError, match="non-negative"):
+        RankIndex().set("a", -5)

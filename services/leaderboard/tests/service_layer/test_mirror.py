@@ -11,7 +11,7 @@ from .test_apply import make, thanks
 async def test_committed_batches_reach_memory_in_commit_order_through_the_worker():
     applier, lb, _repo = await make()
     counted: list[int] = []
-    mirror = Mirror(applier, on_mirrored=counted.append, slice_events=1)
+    mirror = Mirror(applier, on_mirrored=counted.append, slice_rows=1)
     worker = asyncio.create_task(mirror.run())
     try:
         q = BoardQuery(metric=Metric.THANKS_RECEIVED, window=Window.WEEK)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import repeat
 from typing import NamedTuple
 
 import asyncpg
@@ -45,23 +46,30 @@ class Repository:
     # Adds a batch of aggregated increments, in key order (concurrent batches lock rows in
     # the same order: no deadlock). Rows of erased people are skipped. Only integer
     # columns change and none is indexed, so updates are HOT. Returns every row's new
-    # absolute counters (what memory mirrors after commit).
+    # absolute counters (what memory mirrors after commit), as one row of column arrays
+    # per stored board: asyncpg decodes arrays in C, and a board key is built once per
+    # batch instead of once per row.
     APPLY = """
-    INSERT INTO standing AS s (scope, "window", period, person, n, nd, d, x, m)
-    SELECT u.scope, u.w, u.period, u.person, u.n, u.nd, u.d, u.x, u.m
-    FROM unnest($1::text::text[], $2::text::text[], $3::text::text[], $4::text::text[],
-                $5::text::int[], $6::text::int[], $7::text::int[], $8::text::int[],
-                $9::text::int[], $10::bytea[])
-         AS u(scope, w, period, person, n, nd, d, x, m, pk)
-    WHERE NOT EXISTS (SELECT 1 FROM erased e WHERE e.person_key = u.pk)
-    ORDER BY 1, 2, 3, 4
-    ON CONFLICT (scope, "window", period, person) DO UPDATE SET
-        n = s.n + excluded.n,
-        nd = s.nd + excluded.nd,
-        d = s.d + excluded.d,
-        x = s.x + excluded.x,
-        m = s.m + excluded.m
-    RETURNING scope, "window", period, person, n, nd, d, x, m
+    WITH w AS (
+        INSERT INTO standing AS s (scope, "window", period, person, n, nd, d, x, m)
+        SELECT u.scope, u.w, u.period, u.person, u.n, u.nd, u.d, u.x, u.m
+        FROM unnest($1::text::text[], $2::text::text[], $3::text::text[], $4::text::text[],
+                    $5::text::int[], $6::text::int[], $7::text::int[], $8::text::int[],
+                    $9::text::int[], $10::bytea[])
+             AS u(scope, w, period, person, n, nd, d, x, m, pk)
+        WHERE NOT EXISTS (SELECT 1 FROM erased e WHERE e.person_key = u.pk)
+        ORDER BY 1, 2, 3, 4
+        ON CONFLICT (scope, "window", period, person) DO UPDATE SET
+            n = s.n + excluded.n,
+            nd = s.nd + excluded.nd,
+            d = s.d + excluded.d,
+            x = s.x + excluded.x,
+            m = s.m + excluded.m
+        RETURNING scope, "window", period, person, n, nd, d, x, m
+    )
+    SELECT scope, "window", period, array_agg(person), array_agg(n), array_agg(nd),
+           array_agg(d), array_agg(x), array_agg(m)
+    FROM w GROUP BY 1, 2, 3
     """
     # The stored days of some (helper, scope, giver) pairs.
     HELPED_DAYS = """
@@ -166,7 +174,15 @@ class Repository:
             _ints(a.m for a in aggs),
             [person_keys[k[3]] for k in rows],
         )
-        return [_committed(r) for r in records]
+        out: list[CommittedRow] = []
+        for r in records:
+            out += map(
+                CommittedRow,
+                repeat(_board(r[0], r[1], r[2])),
+                r[3],
+                map(Counters, r[4], r[5], r[6], r[7], r[8]),
+            )
+        return out
 
     async def helped_days(
         self, conn: asyncpg.Connection, pairs: Sequence[PairKey]
@@ -300,7 +316,3 @@ def _ints(values: Iterable[int]) -> str:
 def _board(scope: str, window: str, period: str) -> StoredBoard:
     # Boards repeat in every batch: build each key object once.
     return StoredBoard(scope, Window(window), period)
-
-
-def _committed(r: asyncpg.Record) -> CommittedRow:
-    return CommittedRow(_board(r[0], r[1], r[2]), r[3], Counters(r[4], r[5], r[6], r[7], r[8]))

@@ -11,7 +11,7 @@ first from that giver in a period exactly when no known day of the pair falls in
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
@@ -219,25 +219,25 @@ def aggregate(deltas: Iterable[Delta]) -> dict[RowKey, Aggregate]:
     return out
 
 
-def accumulate(rows: dict[RowKey, Aggregate], f: Fact) -> Iterator[RowKey]:
+def accumulate(rows: dict[RowKey, Aggregate], f: Fact) -> None:
     """Add a fact's increments to per-row sums in place (what `aggregate(spread(f))` adds).
 
-    The hot path: no Delta per row. Yields the row keys the fact touched.
+    The hot path: no Delta per row.
     """
     periods = periods_of_day(f.day)
     person = f.person
+    n, nd, x, m = f.n, f.nd, f.x, f.m
     for scope in f.scopes:
         for window, period in periods:
             key = (scope, window, period, person)
             agg = rows.get(key)
             if agg is None:
-                rows[key] = Aggregate(f.n, f.nd, 0, f.x, f.m)
+                rows[key] = Aggregate(n, nd, 0, x, m)
             else:
-                agg.n += f.n
-                agg.nd += f.nd
-                agg.x += f.x
-                agg.m += f.m
-            yield key
+                agg.n += n
+                agg.nd += nd
+                agg.x += x
+                agg.m += m
 
 
 def distinct_increments(

@@ -8,16 +8,18 @@ their counters (their help still counts for team totals) but are left out of eve
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from thrive_leaderboard.domain.periods import Window
 from thrive_leaderboard.domain.ranking import RankIndex
 from thrive_leaderboard.domain.scoring import ZERO, Counters, Metric, Scorer
 
 
-@dataclass(frozen=True, slots=True)
-class StoredBoard:
-    """A stored board-period: `company` or `theme:<t>`, a window, a period key."""
+class StoredBoard(NamedTuple):
+    """A stored board-period: `company` or `theme:<t>`, a window, a period key.
+
+    A tuple (hashed in C): every committed row looks its board up.
+    """
 
     scope: str
     window: Window
@@ -43,28 +45,36 @@ class PeriodStandings:
         self.counters: dict[str, Counters] = counters or {}
         self._indexes: dict[Metric, RankIndex] = {}
         # Team totals include hidden (opted-out) people: their help counts in aggregate.
-        self.team_totals: dict[str, Counters] | None = None
+        # Mutable [n, nd, d, x, m] lists: every committed row adds its change in place.
+        self.team_totals: dict[str, list[int]] | None = None
         if team_of is not None:
             self.team_totals = {}
             for person, c in self.counters.items():
-                self._add_team(team_of(person), c)
+                self._add_team(team_of(person), c, ZERO)
 
     def __len__(self) -> int:
         return len(self.counters)
 
-    def _add_team(self, team: str | None, c: Counters) -> None:
-        if team is None or self.team_totals is None:
+    def _add_team(self, team: str | None, new: Counters, old: Counters) -> None:
+        """Add `new - old` to the team's total (dropped once it is all zeros)."""
+        totals = self.team_totals
+        if team is None or totals is None:
             return
-        self.team_totals[team] = self.team_totals.get(team, ZERO).plus(c)
+        t = totals.get(team)
+        if t is None:
+            t = totals[team] = [0, 0, 0, 0, 0]
+        t[0] += new[0] - old[0]
+        t[1] += new[1] - old[1]
+        t[2] += new[2] - old[2]
+        t[3] += new[3] - old[3]
+        t[4] += new[4] - old[4]
+        if not (t[0] or t[1] or t[2] or t[3] or t[4]):
+            del totals[team]
 
-    def _sub_team(self, team: str | None, c: Counters) -> None:
-        if team is None or self.team_totals is None:
-            return
-        left = self.team_totals.get(team, ZERO).minus(c)
-        if any(left):
-            self.team_totals[team] = left
-        else:
-            self.team_totals.pop(team, None)
+    def team_total(self, team: str) -> Counters:
+        """A team's summed counters (zeros if none)."""
+        t = (self.team_totals or {}).get(team)
+        return Counters(*t) if t is not None else ZERO
 
     def index(self, metric: Metric) -> RankIndex:
         """The rank index for `metric`, built on first use."""
@@ -92,15 +102,13 @@ class PeriodStandings:
         if old == counters:
             return
         self.counters[person] = counters
-        if self.team_totals is not None and self._team_of is not None:
-            team = self._team_of(person)
-            if old is not None:
-                self._sub_team(team, old)
-            self._add_team(team, counters)
+        if self._team_of is not None:
+            self._add_team(self._team_of(person), counters, old or ZERO)
         if self._hidden(person):
             return
+        scorers = self._scorers
         for metric, idx in self._indexes.items():
-            s = self._scorers[metric](counters)
+            s = scorers[metric](counters)
             if s > 0:
                 idx.set(person, s)
             else:
@@ -110,7 +118,7 @@ class PeriodStandings:
         """Forget the person entirely (erasure)."""
         old = self.counters.pop(person, None)
         if old is not None and self._team_of is not None:
-            self._sub_team(self._team_of(person), old)
+            self._add_team(self._team_of(person), ZERO, old)
         for idx in self._indexes.values():
             idx.discard(person)
 
@@ -134,5 +142,5 @@ class PeriodStandings:
         c = self.counters.get(person)
         if c is None or old_team == new_team:
             return
-        self._sub_team(old_team, c)
-        self._add_team(new_team, c)
+        self._add_team(old_team, ZERO, c)
+        self._add_team(new_team, c, ZERO)

@@ -143,19 +143,16 @@ class Applier:
         # Without resident boards (a rebuild) nothing is kept for memory: a replay of
         # millions of events must not hold their committed rows.
         track = self.boards is not None
-        owner: dict[RowKey, EventKey] = {}
         rows: dict[RowKey, Aggregate] = {}
         pairs: dict[PairKey, set[int]] = {}
+        pending = self._pending
         for env in envs:
-            key = (env.source, env.id)
             if track:
-                self._pending[key] = []
+                pending[(env.source, env.id)] = []
             fact = self.fact(env)
             if fact is None:
                 continue
-            # The last event touching a row carries the row's final value to memory.
-            for row_key in accumulate(rows, fact):
-                owner[row_key] = key
+            accumulate(rows, fact)
             if fact.giver is not None:
                 for scope in fact.scopes:
                     pairs.setdefault((fact.person, scope, fact.giver), set()).add(fact.day)
@@ -170,9 +167,11 @@ class Applier:
         committed = await self.repo.apply(conn, rows, person_keys)
         if not track:
             return
-        for row in committed:
-            k = (row.board.scope, row.board.window, row.board.period, row.person)
-            self._pending[owner[k]].append(row)
+        # The run commits as a whole (or not at all), and memory takes absolute values, so
+        # its rows go to memory with its last event: after every effect before the run,
+        # before every effect after it (runs are cut at directory events).
+        last = envs[-1]
+        pending[(last.source, last.id)] = committed  # type: ignore[assignment]
 
     async def _directory(self, conn: asyncpg.Connection, env: Envelope[Any]) -> None:
         data = env.data

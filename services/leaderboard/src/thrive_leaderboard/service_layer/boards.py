@@ -256,16 +256,21 @@ class Leaderboards:
 
     def apply_committed(self, rows: Iterable[CommittedRow]) -> None:
         """Mirror rows just committed to Postgres (absolute values, so replays are harmless)."""
+        key: StoredBoard | None = None
+        board: PeriodStandings | None = None
+        loading: _Loading | None = None
+        listeners = self.listeners
         for row in rows:
-            board = self._boards.get(row.board)
+            if row.board is not key:  # rows come grouped by board: look it up once per run
+                key = row.board
+                board = self._boards.get(key)
+                loading = self._loading.get(key) if board is None else None
             if board is not None:
                 board.put(row.person, row.counters)
-            else:
-                loading = self._loading.get(row.board)
-                if loading is not None:
-                    loading.queued.append((row.person, row.counters))
-            for listener in self.listeners:
-                listener(row.board, row.person)
+            elif loading is not None:
+                loading.queued.append((row.person, row.counters))
+            for listener in listeners:
+                listener(key, row.person)
 
     def erase(self, person: str) -> None:
         """Forget the person on every board in memory."""
@@ -322,7 +327,7 @@ class Leaderboards:
         if q.scope == Scope.TEAMS:
             score = self.scorers[q.metric]
             totals = board.team_totals or {}
-            return RankIndex({t: s for t, c in totals.items() if (s := score(c)) > 0})
+            return RankIndex({t: s for t, c in totals.items() if (s := score(Counters(*c))) > 0})
         return board.index(q.metric)
 
     def resident_index(self, q: BoardQuery, period: str) -> RankIndex | None:

@@ -1,11 +1,11 @@
 """Mirroring committed batches into memory off the consumer's critical path.
 
 The consumer hands each committed batch over and goes on with the next one; a worker
-mirrors batches in commit order, yielding to the event loop every few hundred events.
+mirrors batches in commit order, yielding to the event loop every few hundred rows.
 While the next batch waits on Postgres, this process mirrors the previous one: the
 Python work of one batch overlaps the database work of the next instead of adding to it.
 Memory takes absolute counters, so a board loaded meanwhile stays exact (see Leaderboards).
-Small slices (50 events, a few milliseconds) keep both the consumer's next statement and
+Small slices (300 rows, a few milliseconds) keep both the consumer's next statement and
 HTTP queries from waiting long behind a mirror in progress.
 """
 
@@ -35,11 +35,11 @@ class Mirror:
         *,
         on_mirrored: Callable[[int], None] = lambda n: None,
         max_batches: int = 4,
-        slice_events: int = 50,
+        slice_rows: int = 300,
     ) -> None:
         self.applier = applier
         self.on_mirrored = on_mirrored
-        self.slice_events = slice_events
+        self.slice_rows = slice_rows
         # Bounded: if memory falls behind, the consumer waits rather than piling batches up.
         self._queue: asyncio.Queue[Taken] = asyncio.Queue(maxsize=max_batches)
 
@@ -61,14 +61,30 @@ class Mirror:
                 self._queue.task_done()
 
     async def mirror(self, taken: Taken) -> None:
-        """Apply one committed batch's effects to memory, yielding between slices."""
-        step = self.slice_events
-        for i in range(0, len(taken), step):
-            part = taken[i : i + step]
-            self.applier.mirror(part)
-            self.on_mirrored(len(part))
-            if i + step < len(taken):
+        """Apply one committed batch's effects to memory, yielding between slices.
+
+        Slices are cut by effects (rows), not events: a run of events hands all its rows
+        over with its last event. An event counts as mirrored once all its effects are.
+        """
+        step = self.slice_rows
+        chunk: list[Effect] = []
+        events = 0
+        for effects in taken:
+            start = 0
+            while len(chunk) + len(effects) - start >= step:
+                take = step - len(chunk)
+                chunk.extend(effects[start : start + take])
+                start += take
+                self.applier.mirror([chunk])
+                chunk = []
+                self.on_mirrored(events)
+                events = 0
                 await asyncio.sleep(0)  # let the consumer send its next statement
+            chunk.extend(effects[start:])
+            events += 1
+        if chunk or events:
+            self.applier.mirror([chunk])
+            self.on_mirrored(events)
 
     async def drain(self) -> None:
         """Wait until every queued batch is mirrored."""
