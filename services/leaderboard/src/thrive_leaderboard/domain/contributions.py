@@ -104,8 +104,7 @@ _TOMBSTONE_CACHE = 200_000
 PairKey = tuple[str, str, int]
 
 
-@dataclass(frozen=True, slots=True)
-class Fact:
+class Fact(NamedTuple):
     """What one help or milestone event adds, before it is spread over windows.
 
     One person, one company-local day, the stored scopes it counts on, and for a thanks
@@ -253,17 +252,24 @@ def distinct_increments(
     incs: dict[RowKey, int] = {}
     merged: dict[PairKey, list[int]] = {}
     for pair, days in batch.items():
-        old = known.get(pair, ())
-        new_days = sorted(set(days).difference(old))
-        if not new_days:
-            continue
+        old = known.get(pair)
         helper, scope, _giver = pair
-        seen = {wp for day in old for wp in periods_of_day(day)}
+        if not old:  # most pairs: never seen before, every period of every day is new
+            new_days = sorted(set(days))
+            seen: set[tuple[Window, str]] = set()
+            merged[pair] = new_days
+        else:
+            new_days = sorted(set(days).difference(old))
+            if not new_days:
+                continue
+            seen = {wp for day in old for wp in periods_of_day(day)}
+            merged[pair] = sorted({*old, *new_days})
         for day in new_days:
             for wp in periods_of_day(day):
                 if wp not in seen:
                     seen.add(wp)
-                    row = (scope, wp[0].value, wp[1], helper)
+                    # The window stays the str enum member: equal to (and hashed like)
+                    # its value, so this is the key `accumulate` made for the row.
+                    row = (scope, wp[0], wp[1], helper)
                     incs[row] = incs.get(row, 0) + 1
-        merged[pair] = sorted({*old, *new_days})
     return incs, merged
