@@ -80,3 +80,43 @@ async def test_batches_waiting_for_the_worker_survive_the_cleanup_of_uncommitted
         assert (await lb.rank(q, "zed")).rank is None
     finally:
         worker.cancel()
+
+
+async def test_blocks_of_committed_rows_are_mirrored_in_slices_and_each_event_counted_once():
+    from thrive_leaderboard.adapters.repository import CommittedBlock
+
+    applier, lb, repo = await make()
+    rows_of = repo.apply
+
+    async def as_blocks(conn, rows, person_keys):  # what the real repository returns
+        by_board: dict = {}
+        for r in await rows_of(conn, rows, person_keys):
+            by_board.setdefault(r.board, []).append(r)
+        return [
+            CommittedBlock(
+                board,
+                [r.person for r in rs],
+                *([getattr(r.counters, f) for r in rs] for f in ("n", "nd", "d", "x", "m")),
+            )
+            for board, rs in by_board.items()
+        ]
+
+    repo.apply = as_blocks
+    counted: list[int] = []
+    mirror = Mirror(applier, on_mirrored=counted.append, slice_rows=3)
+    worker = asyncio.create_task(mirror.run())
+    try:
+        first = [thanks(i, f"p{i % 4}", f"g{i}") for i in range(1, 11)]
+        second = [thanks(11, "p1", "g11")]
+        for batch in (first, second):
+            await applier.apply_batch(None, batch)
+            await mirror.put([(e, None) for e in batch])
+        await mirror.drain()
+        q = BoardQuery(metric=Metric.THANKS_RECEIVED, window=Window.WEEK)
+        assert [(await lb.rank(q, f"p{i}")).score for i in range(4)] == [200, 400, 300, 200]
+        year = BoardQuery(metric=Metric.PEOPLE_HELPED, window=Window.YEAR)
+        assert (await lb.rank(year, "p1")).score == 400
+        assert sum(counted) == 11
+        assert len(counted) > 5  # 4 people x 5 windows, 3 rows a slice
+    finally:
+        worker.cancel()

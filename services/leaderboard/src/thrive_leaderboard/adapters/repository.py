@@ -6,7 +6,7 @@ transaction, or a request's own).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import repeat
@@ -38,6 +38,48 @@ class CommittedRow(NamedTuple):
     board: StoredBoard
     person: str
     counters: Counters
+
+
+class CommittedBlock(NamedTuple):
+    """Rows of one stored board as they stand after an apply: absolute counters as columns.
+
+    What `Repository.apply` returns, as asyncpg decoded it (in C). The consumer hands
+    blocks over as they are; the mirror worker makes them `CommittedRow`s, off the
+    consumer's critical path (two tuples per row cost ~4 µs per event there).
+    """
+
+    board: StoredBoard
+    people: Sequence[str]
+    n: Sequence[int]
+    nd: Sequence[int]
+    d: Sequence[int]
+    x: Sequence[int]
+    m: Sequence[int]
+
+    def size(self) -> int:
+        """How many rows."""
+        return len(self.people)
+
+    def part(self, start: int, stop: int) -> CommittedBlock:
+        """Rows `start`..`stop` of the block."""
+        return CommittedBlock(
+            self.board,
+            self.people[start:stop],
+            self.n[start:stop],
+            self.nd[start:stop],
+            self.d[start:stop],
+            self.x[start:stop],
+            self.m[start:stop],
+        )
+
+    def rows(self) -> Iterator[CommittedRow]:
+        """The block as committed rows."""
+        return map(
+            CommittedRow,
+            repeat(self.board),
+            self.people,
+            map(Counters, self.n, self.nd, self.d, self.x, self.m),
+        )
 
 
 class Repository:
@@ -154,8 +196,8 @@ class Repository:
         conn: asyncpg.Connection,
         rows: dict[RowKey, Aggregate],
         person_keys: dict[str, bytes],
-    ) -> list[CommittedRow]:
-        """Add aggregated increments; return the touched rows' new counters."""
+    ) -> list[CommittedBlock]:
+        """Add aggregated increments; return the touched rows' new counters, per board."""
         if not rows:
             return []
         aggs = rows.values()
@@ -174,15 +216,10 @@ class Repository:
             _ints(a.m for a in aggs),
             [person_keys[k[3]] for k in rows],
         )
-        out: list[CommittedRow] = []
-        for r in records:
-            out += map(
-                CommittedRow,
-                repeat(_board(r[0], r[1], r[2])),
-                r[3],
-                map(Counters, r[4], r[5], r[6], r[7], r[8]),
-            )
-        return out
+        return [
+            CommittedBlock(_board(r[0], r[1], r[2]), r[3], r[4], r[5], r[6], r[7], r[8])
+            for r in records
+        ]
 
     async def helped_days(
         self, conn: asyncpg.Connection, pairs: Sequence[PairKey]

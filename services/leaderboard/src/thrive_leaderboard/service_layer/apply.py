@@ -31,7 +31,7 @@ from thrive_shared.contracts import (
     PersonUpserted,
 )
 
-from thrive_leaderboard.adapters.repository import CommittedRow, Repository
+from thrive_leaderboard.adapters.repository import CommittedBlock, CommittedRow, Repository
 from thrive_leaderboard.domain.contributions import (
     Aggregate,
     Fact,
@@ -61,7 +61,7 @@ class Erasure:
     person: str
 
 
-Effect = CommittedRow | TeamChange | Erasure
+Effect = CommittedRow | CommittedBlock | TeamChange | Erasure
 EventKey = tuple[str, str]
 
 # Effects of events whose transaction failed and was never retried (dead-lettered) are
@@ -171,7 +171,7 @@ class Applier:
         # its rows go to memory with its last event: after every effect before the run,
         # before every effect after it (runs are cut at directory events).
         last = envs[-1]
-        pending[(last.source, last.id)] = committed  # type: ignore[assignment]
+        pending[(last.source, last.id)] = list(committed)
 
     async def _directory(self, conn: asyncpg.Connection, env: Envelope[Any]) -> None:
         data = env.data
@@ -216,7 +216,9 @@ class Applier:
                     continue
                 self.boards.apply_committed(rows)
                 rows = []
-                if isinstance(effect, TeamChange):
+                if isinstance(effect, CommittedBlock):
+                    self.boards.apply_committed(effect.rows())
+                elif isinstance(effect, TeamChange):
                     self.boards.set_team(effect.person, effect.team)
                 else:
                     self.boards.erase(effect.person)

@@ -18,6 +18,7 @@ from typing import Any
 
 from thrive_shared.contracts import Envelope
 
+from thrive_leaderboard.adapters.repository import CommittedBlock
 from thrive_leaderboard.service_layer.apply import Applier, Effect
 
 log = logging.getLogger(__name__)
@@ -63,28 +64,42 @@ class Mirror:
     async def mirror(self, taken: Taken) -> None:
         """Apply one committed batch's effects to memory, yielding between slices.
 
-        Slices are cut by effects (rows), not events: a run of events hands all its rows
-        over with its last event. An event counts as mirrored once all its effects are.
+        Slices are cut by rows, not events: a run of events hands all its rows over with
+        its last event, as a block per board (split here where a slice ends). An event
+        counts as mirrored once all its effects are.
         """
         step = self.slice_rows
         chunk: list[Effect] = []
+        size = 0
         events = 0
         for effects in taken:
-            start = 0
-            while len(chunk) + len(effects) - start >= step:
-                take = step - len(chunk)
-                chunk.extend(effects[start : start + take])
-                start += take
-                self.applier.mirror([chunk])
-                chunk = []
-                self.on_mirrored(events)
-                events = 0
-                await asyncio.sleep(0)  # let the consumer send its next statement
-            chunk.extend(effects[start:])
+            for effect in effects:
+                if not isinstance(effect, CommittedBlock):
+                    chunk.append(effect)
+                    size += 1
+                else:
+                    start, rows = 0, effect.size()
+                    while start < rows:
+                        cut = min(rows, start + step - size)
+                        whole = start == 0 and cut == rows
+                        chunk.append(effect if whole else effect.part(start, cut))
+                        size += cut - start
+                        start = cut
+                        if size >= step and start < rows:  # this event is not whole yet
+                            await self._slice(chunk, events)
+                            chunk, size, events = [], 0, 0
+                if size >= step:
+                    await self._slice(chunk, events)
+                    chunk, size, events = [], 0, 0
             events += 1
         if chunk or events:
             self.applier.mirror([chunk])
             self.on_mirrored(events)
+
+    async def _slice(self, chunk: list[Effect], events: int) -> None:
+        self.applier.mirror([chunk])
+        self.on_mirrored(events)
+        await asyncio.sleep(0)  # let the consumer send its next statement
 
     async def drain(self) -> None:
         """Wait until every queued batch is mirrored."""
