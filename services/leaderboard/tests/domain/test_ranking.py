@@ -76,9 +76,14 @@ def _naive(scores):
     return [(p, 1 + sum(1 for v in scores.values() if v > scores[p]), scores[p]) for p in order]
 
 
-def test_every_read_matches_sorting_the_board_through_growth_and_removals():
+@pytest.mark.parametrize("small_order", [2048, 3])
+def test_every_read_matches_sorting_the_board_through_growth_and_removals(monkeypatch, small_order):
     # Scores beyond the tree's first size (it doubles) and beyond its largest size (it
-    # then counts by score >> shift and adds the exact buckets sharing the tie slot).
+    # then counts by score >> shift and adds the exact buckets sharing the tie slot);
+    # listed ties as plain lists, and (small_order=3) as SortedLists past 3 people.
+    from thrive_leaderboard.domain import ranking
+
+    monkeypatch.setattr(ranking, "_SMALL_ORDER", small_order)
     rng = random.Random(11)
     for top in (4, 900, 5_000, 1 << 23, 1 << 27):
         scores = {f"p{i:03d}": rng.randrange(top // 4 + 1) for i in range(40)}
@@ -90,6 +95,12 @@ def test_every_read_matches_sorting_the_board_through_growth_and_removals():
                 idx.discard(p)
             else:
                 scores[p] = rng.randrange(top)
+                idx.set(p, scores[p])
+        if rng.random() < 0.5:
+            idx.top(1000)  # list every tie now: later updates keep their order in step
+            for _ in range(60):
+                p = f"p{rng.randrange(60):03d}"
+                scores[p] = rng.randrange(4) if top == 4 else rng.randrange(top)
                 idx.set(p, scores[p])
         want = _naive(scores)
         assert lines(idx, 1000) == want

@@ -12,7 +12,8 @@ array, and a score change moves one count (the two update paths stop where they 
 which for the small step of one event is after a handful of nodes). People are kept per
 score in a set (`_at`). Listing order inside a score's bucket (by person id) is only
 needed to list lines, so a bucket is sorted the first time it is listed and that order is
-kept in step from then on; buckets nobody listed cost a set add and discard per update.
+kept in step from then on (a plain sorted list up to 2,048 people, a SortedList beyond);
+buckets nobody listed cost a set add and discard per update.
 Top N, cursor pages and neighbourhoods find the bucket holding a listing position with one
 Fenwick descent.
 
@@ -24,8 +25,10 @@ million people, five boards per event).
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TypeAlias
 
 from sortedcontainers import SortedList
 
@@ -34,6 +37,12 @@ from sortedcontainers import SortedList
 # that share the tie-breaking slot (at most 2**shift - 1 dict lookups).
 _MAX_BITS = 22
 _MIN_SIZE = 1024
+# A listed bucket is a plain sorted list up to this size (bisect and insort run in C, and
+# the memmove of an insert stays within a few cache lines' worth of pages), a SortedList
+# beyond (no O(n) moves in a tie of 100k people).
+_SMALL_ORDER = 2048
+
+Order: TypeAlias = list[str] | SortedList
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +63,7 @@ class RankIndex:
         self._scores: dict[str, int] = dict(items or {})
         self._at: dict[int, set[str]] = {}
         # Buckets listed at least once, sorted by person id and kept in step since.
-        self._order: dict[int, SortedList] = {}
+        self._order: dict[int, Order] = {}
         at = self._at
         for person, score in self._scores.items():
             if score < 0:
@@ -157,11 +166,33 @@ class RankIndex:
             start += n
         raise AssertionError("rank index out of step")  # pragma: no cover
 
-    def _ordered(self, score: int) -> SortedList:
+    def _ordered(self, score: int) -> Order:
         order = self._order.get(score)
         if order is None:
-            order = self._order[score] = SortedList(self._at[score])
+            bucket = self._at[score]
+            order = sorted(bucket) if len(bucket) <= _SMALL_ORDER else SortedList(bucket)
+            self._order[score] = order
         return order
+
+    def _order_add(self, score: int, person: str) -> None:
+        order = self._order.get(score)
+        if order is None:
+            return
+        if isinstance(order, list):
+            insort(order, person)
+            if len(order) > _SMALL_ORDER:
+                self._order[score] = SortedList(order)
+        else:
+            order.add(person)
+
+    def _order_remove(self, score: int, person: str) -> None:
+        order = self._order.get(score)
+        if order is None:
+            return
+        if isinstance(order, list):
+            del order[bisect_left(order, person)]
+        else:
+            order.remove(person)
 
     # ---- updates --------------------------------------------------------------------
 
@@ -210,9 +241,7 @@ class RankIndex:
             self._at[score] = {person}
         else:
             bucket.add(person)
-            order = self._order.get(score)
-            if order is not None:
-                order.add(person)
+            self._order_add(score, person)
         self.version += 1
 
     def _leave(self, score: int, person: str) -> None:
@@ -222,9 +251,7 @@ class RankIndex:
             del self._at[score]
             self._order.pop(score, None)
         else:
-            order = self._order.get(score)
-            if order is not None:
-                order.remove(person)
+            self._order_remove(score, person)
 
     def discard(self, person: str) -> None:
         """Take `person` off the board, if there."""
@@ -257,7 +284,10 @@ class RankIndex:
         score = self._scores.get(person)
         if score is None:
             return None
-        return self._above(score) + int(self._ordered(score).index(person))
+        order = self._ordered(score)
+        if isinstance(order, list):
+            return self._above(score) + bisect_left(order, person)
+        return self._above(score) + int(order.index(person))
 
     def slice(self, start: int, stop: int) -> list[Ranked]:
         """Lines `start`..`stop` (0-based, exclusive) in listing order."""
@@ -268,7 +298,7 @@ class RankIndex:
             score, first = self._bucket_at(pos)
             order = self._ordered(score)
             rank = first + 1  # everyone in a bucket shares the rank of its first line
-            for person in order.islice(pos - first, stop - first):
+            for person in order[pos - first : stop - first]:
                 out.append(Ranked(person, rank, score))
             pos = first + len(order)
         return out
@@ -281,7 +311,11 @@ class RankIndex:
         """The `n` lines listed after the line (score, person): for cursor pagination."""
         start = self._above(score)
         if score in self._at:
-            start += int(self._ordered(score).bisect_right(person))
+            order = self._ordered(score)
+            if isinstance(order, list):
+                start += bisect_right(order, person)
+            else:
+                start += int(order.bisect_right(person))
         return self.slice(start, start + n)
 
     def around(self, person: str, *, above: int = 2, below: int = 2) -> list[Ranked]:
