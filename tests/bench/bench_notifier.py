@@ -454,6 +454,7 @@ def notifier_process(ctx: BenchContext, url: str, suffix: str) -> Any:
             "THRIVE_NOTIFIER_EMAIL_ENABLED": "false",
         }
     )
+    ctx.results_dir.mkdir(parents=True, exist_ok=True)  # a fresh checkout has none yet
     log = open(ctx.results_dir / "notifier-bench.log", "wb")  # noqa: SIM115
     # BENCH_NOTIFIER_PROFILE=<file>: run the notifier under cProfile; its stats are written
     # to <file> every 15 s (a stopped service is not always given the time to write them).
