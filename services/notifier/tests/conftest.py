@@ -136,6 +136,82 @@ async def sink() -> AsyncIterator[Sink]:
     await task
 
 
+# -- any webhook destination, for the sender's own tests ---------------------------------------
+class Endpoint:
+    """Any webhook destination, played by one local HTTP/1.1 server.
+
+    Its `opener` stands in for the network: the sender asks it for a connection to the IP
+    it checked (and the TLS name it would verify); the opener records both and connects to
+    this server instead. `handler` answers each request (an httpx.Request whose URL host is
+    the IP the sender chose, with the TLS name in `extensions["sni_hostname"]`).
+    """
+
+    def __init__(self, handler: Any) -> None:
+        self.handler = handler
+        self.seen: list[httpx.Request] = []
+        self.connections = 0
+        self._server: asyncio.Server | None = None
+        self._pending: list[tuple[str, str | None, str]] = []
+
+    async def opener(self, ip: str, port: int, context: Any, server_name: str | None) -> Any:
+        assert self._server is not None
+        self.connections += 1
+        scheme = "https" if context is not None else "http"
+        self._pending.append((ip, server_name, scheme))  # connections are served in order
+        return await asyncio.open_connection("127.0.0.1", self._server.sockets[0].getsockname()[1])
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        ip, server_name, scheme = self._pending.pop(0)
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except asyncio.IncompleteReadError:
+                    return
+                lines = head.decode("latin-1").split("\r\n")
+                method, target, _version = lines[0].split(" ")
+                pairs = [line.split(":", 1) for line in lines[1:] if line]
+                headers = [(k.strip(), v.strip()) for k, v in pairs]
+                length = int(dict((k.lower(), v) for k, v in headers).get("content-length", "0"))
+                body = await reader.readexactly(length)
+                request = httpx.Request(
+                    method,
+                    f"{scheme}://{ip}{target}" if ":" not in ip else f"{scheme}://[{ip}]{target}",
+                    headers=headers,
+                    content=body,
+                    extensions={"sni_hostname": server_name} if server_name else {},
+                )
+                self.seen.append(request)
+                response = self.handler(request)
+                content = response.content
+                out = [f"HTTP/1.1 {response.status_code} X"]
+                out += [f"{k}: {v}" for k, v in response.headers.items() if k != "content-length"]
+                out.append(f"content-length: {len(content)}")
+                writer.write(("\r\n".join(out) + "\r\n\r\n").encode() + content)
+                await writer.drain()
+        finally:
+            writer.close()
+
+    async def __aenter__(self) -> Endpoint:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *_: Any) -> None:
+        assert self._server is not None
+        self._server.close()
+
+
+@pytest.fixture
+async def endpoint() -> AsyncIterator[Any]:
+    """endpoint(handler) -> a started Endpoint, closed after the test."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def make(handler: Any) -> Endpoint:
+            return await stack.enter_async_context(Endpoint(handler))
+
+        yield make
+
+
 # -- a local SMTP server ---------------------------------------------------------------------
 @dataclass
 class Mailbox:

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import httpx
 from opentelemetry import context as otel_context
-from thrive_notifier.adapters.egress import EgressPolicy, PinnedTransport
+from thrive_notifier.adapters.egress import EgressPolicy
 from thrive_notifier.adapters.email import EmailSender
 from thrive_notifier.adapters.memory import MemoryStore, MemoryUnitOfWork
 from thrive_notifier.adapters.webhook import WebhookSender
@@ -47,7 +47,7 @@ def test_the_consumed_events_context_is_what_deliveries_keep():
     assert kept.tracestate == "vendor=x"
 
 
-async def test_a_traced_milestones_webhook_and_email_go_out_in_its_trace(smtp):
+async def test_a_traced_milestones_webhook_and_email_go_out_in_its_trace(smtp, endpoint):
     uow = MemoryUnitOfWork(MemoryStore(clock_now=NOW))
     async with uow() as repo:
         await consume(repo, [(ana_joins(), None)], now=NOW)
@@ -75,20 +75,14 @@ async def test_a_traced_milestones_webhook_and_email_go_out_in_its_trace(smtp):
         )
         await consume(repo, [(event, TraceContext(TRACEPARENT))], now=NOW)
 
-    posted: list[httpx.Request] = []
-
-    def receive(request: httpx.Request) -> httpx.Response:
-        posted.append(request)
-        return httpx.Response(200)
+    site = await endpoint(lambda request: httpx.Response(200))
+    posted = site.seen
 
     async def resolve(host, port):
         return [ipaddress.ip_address(PUBLIC)]
 
-    policy = EgressPolicy()
     webhook = WebhookSender(
-        secret=b"s",
-        policy=policy,
-        transport=PinnedTransport(policy, inner=httpx.MockTransport(receive), resolver=resolve),
+        secret=b"s", policy=EgressPolicy(), resolver=resolve, opener=site.opener
     )
     email = EmailSender(host="127.0.0.1", port=smtp.port, sender="Thrive <t@example.test>")
     report = await deliver_batch(

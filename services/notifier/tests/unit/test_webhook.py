@@ -8,7 +8,6 @@ import pytest
 from thrive_notifier.adapters.egress import (
     DestinationRefused,
     EgressPolicy,
-    PinnedTransport,
     forbidden_reason,
 )
 from thrive_notifier.adapters.webhook import (
@@ -106,22 +105,29 @@ def resolver(table):
     return resolve
 
 
-def sender_with(handler, table, *, policy=None):
-    seen: list[httpx.Request] = []
+@pytest.fixture
+def sender_with(endpoint):
+    async def make(handler, table, *, policy=None):
+        site = await endpoint(handler)
+        policy = policy or EgressPolicy()
+        sender = WebhookSender(
+            secret=SECRET,
+            policy=policy,
+            resolver=resolver(table),
+            opener=site.opener,
+            clock=lambda: 1_700_000_000,
+        )
+        return sender, site.seen
 
-    def record(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return handler(request)
-
-    policy = policy or EgressPolicy()
-    transport = PinnedTransport(policy, inner=httpx.MockTransport(record), resolver=resolver(table))
-    return WebhookSender(
-        secret=SECRET, policy=policy, transport=transport, clock=lambda: 1_700_000_000
-    ), seen
+    return make
 
 
-async def test_a_signed_slack_compatible_post_goes_to_the_checked_ip_with_the_host_kept():
-    sender, seen = sender_with(lambda r: httpx.Response(200), {"hooks.example.test": [PUBLIC]})
+async def test_a_signed_slack_compatible_post_goes_to_the_checked_ip_with_the_host_kept(
+    sender_with,
+):
+    sender, seen = await sender_with(
+        lambda r: httpx.Response(200), {"hooks.example.test": [PUBLIC]}
+    )
     result = await sender.send(delivery("https://hooks.example.test/services/T1"))
     assert result.outcome is Outcome.DELIVERED
     [req] = seen
@@ -137,8 +143,8 @@ async def test_a_signed_slack_compatible_post_goes_to_the_checked_ip_with_the_ho
     assert body["blocks"][0]["text"]["text"] == "Ana reached: <10> & more"
 
 
-async def test_a_host_resolving_to_an_internal_address_is_never_contacted():
-    sender, seen = sender_with(
+async def test_a_host_resolving_to_an_internal_address_is_never_contacted(sender_with):
+    sender, seen = await sender_with(
         lambda r: httpx.Response(200), {"evil.example.test": [PUBLIC, "10.0.0.5"]}
     )
     result = await sender.send(delivery("https://evil.example.test/hook"))
@@ -146,9 +152,9 @@ async def test_a_host_resolving_to_an_internal_address_is_never_contacted():
     assert seen == []
 
 
-async def test_dns_rebinding_after_a_good_answer_is_caught_on_the_next_request():
+async def test_dns_rebinding_after_a_good_answer_is_caught_on_the_next_request(sender_with):
     answers = iter([[PUBLIC], ["127.0.0.1"]])
-    sender, seen = sender_with(
+    sender, seen = await sender_with(
         lambda r: httpx.Response(200), {"rebind.example.test": lambda: next(answers)}
     )
     url = "https://rebind.example.test/"
@@ -157,24 +163,24 @@ async def test_dns_rebinding_after_a_good_answer_is_caught_on_the_next_request()
     assert len(seen) == 1
 
 
-async def test_a_redirect_to_the_metadata_address_is_refused():
+async def test_a_redirect_to_the_metadata_address_is_refused(sender_with):
     def handler(request):
         return httpx.Response(307, headers={"Location": "http://169.254.169.254/latest/meta-data"})
 
     policy = EgressPolicy(require_https=False)
-    sender, seen = sender_with(handler, {"hooks.example.test": [PUBLIC]}, policy=policy)
+    sender, seen = await sender_with(handler, {"hooks.example.test": [PUBLIC]}, policy=policy)
     result = await sender.send(delivery("http://hooks.example.test/x"))
     assert result.outcome is Outcome.PERMANENT and "169.254.169.254" in result.error
     assert [r.url.host for r in seen] == [PUBLIC]
 
 
-async def test_a_safe_redirect_is_followed_with_the_same_body_and_key():
+async def test_a_safe_redirect_is_followed_with_the_same_body_and_key(sender_with):
     def handler(request):
         if request.url.path == "/old":
             return httpx.Response(308, headers={"Location": "/new"})
         return httpx.Response(204)
 
-    sender, seen = sender_with(handler, {"hooks.example.test": [PUBLIC]})
+    sender, seen = await sender_with(handler, {"hooks.example.test": [PUBLIC]})
     result = await sender.send(delivery("https://hooks.example.test/old"))
     assert result.outcome is Outcome.DELIVERED
     assert [r.url.path for r in seen] == ["/old", "/new"]
@@ -182,20 +188,26 @@ async def test_a_safe_redirect_is_followed_with_the_same_body_and_key():
     assert seen[1].headers["host"] == "hooks.example.test"
 
 
-async def test_server_errors_retry_with_retry_after_and_client_errors_park():
-    sender, _ = sender_with(
+async def test_server_errors_retry_with_retry_after_and_client_errors_park(sender_with):
+    sender, _ = await sender_with(
         lambda r: httpx.Response(429, headers={"Retry-After": "30"}), {"h.example.test": [PUBLIC]}
     )
     result = await sender.send(delivery("https://h.example.test/"))
     assert result.outcome is Outcome.RETRY and result.retry_after == 30
-    sender, _ = sender_with(lambda r: httpx.Response(410), {"h.example.test": [PUBLIC]})
+    sender, _ = await sender_with(lambda r: httpx.Response(410), {"h.example.test": [PUBLIC]})
     assert (await sender.send(delivery("https://h.example.test/"))).outcome is Outcome.PERMANENT
 
 
 async def test_connection_errors_retry_and_a_missing_url_parks():
-    def boom(request):
-        raise httpx.ConnectError("refused")
+    async def refuse(ip, port, context, server_name):
+        raise ConnectionRefusedError("refused")
 
-    sender, _ = sender_with(boom, {"h.example.test": [PUBLIC]})
-    assert (await sender.send(delivery("https://h.example.test/"))).outcome is Outcome.RETRY
+    sender = WebhookSender(
+        secret=SECRET,
+        policy=EgressPolicy(),
+        resolver=resolver({"h.example.test": [PUBLIC]}),
+        opener=refuse,
+    )
+    result = await sender.send(delivery("https://h.example.test/"))
+    assert result.outcome is Outcome.RETRY and "ConnectionRefusedError" in result.error
     assert (await sender.send(delivery(None))).outcome is Outcome.PERMANENT

@@ -1,10 +1,10 @@
 """SSRF protection for outgoing webhooks: refuse internal addresses, pin the checked IP.
 
-A URL is checked when it is resolved, not when it is saved: the transport resolves the host
-itself, refuses loopback, private, link-local (cloud metadata), unspecified, multicast and
+A URL is checked when it is resolved, not when it is saved: the webhook sender resolves the
+host itself, refuses loopback, private, link-local (cloud metadata), unspecified, multicast and
 other non-global addresses unless allow-listed, then connects to exactly the address it
 checked (so DNS rebinding between check and connect cannot bypass it). Every redirect hop
-goes through the same transport and is checked again.
+goes through the same check again.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ import socket
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
-
-import httpx
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -134,46 +132,10 @@ async def system_resolver(host: str, port: int) -> list[IPAddress]:
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise httpx.ConnectError(f"cannot resolve {host}: {exc}") from exc
+        raise ConnectionError(f"cannot resolve {host}: {exc}") from exc
     seen: list[IPAddress] = []
     for _family, _type, _proto, _canon, sockaddr in infos:
         ip = ipaddress.ip_address(sockaddr[0])
         if ip not in seen:
             seen.append(ip)
     return seen
-
-
-class PinnedTransport(httpx.AsyncBaseTransport):
-    """Resolves and checks every request's host, then connects to the checked IP only."""
-
-    def __init__(
-        self,
-        policy: EgressPolicy,
-        *,
-        inner: httpx.AsyncBaseTransport | None = None,
-        resolver: Resolver = system_resolver,
-        limits: httpx.Limits | None = None,
-    ) -> None:
-        self.policy = policy
-        # The pool lives here (a client's own limits do not reach a transport it was given):
-        # keep as many connections alive as may be open, or every request over the
-        # keep-alive count pays a fresh TCP (and TLS) handshake.
-        self.inner = inner or httpx.AsyncHTTPTransport(
-            retries=0,
-            limits=limits or httpx.Limits(max_connections=64, max_keepalive_connections=64),
-        )
-        self.resolver = resolver
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        scheme, host, port = self.policy.check_url(str(request.url))
-        ip = self.policy.choose(await self.resolver(host, port))
-        # The Host header (set when the request was built) and TLS SNI/certificate check keep
-        # the name; only the socket gets the IP.
-        request.headers.setdefault("Host", request.url.netloc.decode("ascii"))
-        request.url = request.url.copy_with(host=str(ip))
-        if scheme == "https":
-            request.extensions = {**request.extensions, "sni_hostname": host}
-        return await self.inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
