@@ -1,4 +1,4 @@
-"""`thrive-notifier serve | migrate | parked list | parked retry | send-digests`."""
+"""`thrive-notifier serve | deliver | migrate | parked list | parked retry | send-digests`."""
 
 from __future__ import annotations
 
@@ -43,6 +43,14 @@ def serve() -> None:
     from thrive_notifier.bootstrap import build_spec
 
     service.serve(build_spec())
+
+
+@app.command()
+def deliver() -> None:
+    """Run delivery workers only: `serve` starts these itself (delivery_processes)."""
+    from thrive_notifier.entrypoints.delivery_process import main as deliver_main
+
+    deliver_main()
 
 
 @app.command()

@@ -15,6 +15,7 @@ from thrive_notifier.adapters.postgres import PostgresUnitOfWork
 from thrive_notifier.adapters.webhook import WebhookSender
 from thrive_notifier.domain.model import Channel
 from thrive_notifier.entrypoints import kafka as kafka_entry
+from thrive_notifier.entrypoints.delivery_process import run_child
 from thrive_notifier.entrypoints.http import NotifierApi
 from thrive_notifier.entrypoints.workers import delivery_loop, fanout_loop, scheduler_loop
 from thrive_notifier.service_layer.ports import Sender
@@ -115,8 +116,18 @@ def build_spec(settings: NotifierSettings | None = None) -> ServiceSpec:
                 reminder_after=timedelta(days=s.reminder_after_days),
             )
 
-        for n in range(s.delivery_workers):
-            rt.add_task(f"delivery-{n}", deliveries)
+        if s.delivery_processes:
+            # Sends in processes of their own, woken through Postgres at each commit that
+            # reserved some (the consumer's NOTIFY); restarted by the runtime if they exit.
+            for n in range(s.delivery_processes):
+
+                async def child(_rt: Runtime, n: int = n) -> None:
+                    await run_child(s, n)
+
+                rt.add_task(f"delivery-process-{n}", child)
+        else:
+            for n in range(s.delivery_workers):
+                rt.add_task(f"delivery-{n}", deliveries)
         rt.add_task("schedule", schedule)
 
     async def teardown(rt: Runtime) -> None:

@@ -70,6 +70,10 @@ class NotifierSettings(CommonSettings):
     delivery_lease_seconds: float = Field(default=60.0, gt=0)
     delivery_poll_seconds: float = Field(default=0.1, gt=0)
     delivery_workers: int = Field(default=2, ge=1, le=32)
+    # Processes of their own for the delivery workers (each runs `delivery_workers` loops):
+    # sends then no longer wait behind a large fan-out on the serving process's event loop.
+    # 0 runs the workers inside the serving process.
+    delivery_processes: int = Field(default=1, ge=0, le=8)
 
     # attention defaults and schedules
     default_daily_budget: int = Field(default=10, ge=0)

@@ -18,6 +18,9 @@ from thrive_notifier.domain.model import Preferences, TraceContext
 from thrive_notifier.service_layer.fanout import FanOutResult
 from thrive_notifier.service_layer.handlers import consume
 
+# Wakes delivery workers in other processes (entrypoints.delivery_process listens on it).
+NOTIFY_SENDS = "SELECT pg_notify('thrive_notifier_sends', '')"
+
 TOPICS = (
     topics.HELP_RECEIVED,
     topics.MILESTONE_REACHED,
@@ -69,7 +72,11 @@ def make_handlers(
         conn: asyncpg.Connection, items: Sequence[tuple[Envelope[Any], RecordMeta]]
     ) -> None:
         repo = PostgresRepository(conn, defaults=defaults)
-        observe(await consume(repo, [(env, trace_of(meta)) for env, meta in items], now=clock()))
+        result = await consume(repo, [(env, trace_of(meta)) for env, meta in items], now=clock())
+        if result.reserved:
+            # Delivered at commit: wakes delivery processes, which have no other way to know.
+            await conn.execute(NOTIFY_SENDS)
+        observe(result)
 
     async def handle(conn: asyncpg.Connection, env: Envelope[Any], meta: RecordMeta) -> None:
         await handle_batch(conn, [(env, meta)])

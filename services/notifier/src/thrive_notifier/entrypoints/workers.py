@@ -43,11 +43,14 @@ async def delivery_loop(
     poll_seconds: float,
     clock: Callable[[], datetime] = utcnow,
     wake: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
+    observe: Callable[[BatchReport], None] = observe_batch,
 ) -> None:
-    """Send due deliveries forever; when idle, wait to be woken (a commit reserved sends)
-    or for `poll_seconds` (retries come due by the clock)."""
+    """Send due deliveries until `stop` is set (forever without one); when idle, wait to be
+    woken (a commit reserved sends) or for `poll_seconds` (retries come due by the clock).
+    A batch in hand is always finished: its sends are recorded before the loop returns."""
     wake = wake or asyncio.Event()
-    while True:
+    while stop is None or not stop.is_set():
         wake.clear()
         report = await deliver_batch(
             uow,
@@ -58,8 +61,8 @@ async def delivery_loop(
             concurrency=concurrency,
             clock=clock,
         )
-        observe_batch(report)
-        if report.claimed < batch_size:
+        observe(report)
+        if report.claimed < batch_size and (stop is None or not stop.is_set()):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), poll_seconds)
 
