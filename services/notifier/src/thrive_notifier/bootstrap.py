@@ -122,7 +122,7 @@ def build_spec(settings: NotifierSettings | None = None) -> ServiceSpec:
             for n in range(s.delivery_processes):
 
                 async def child(_rt: Runtime, n: int = n) -> None:
-                    await run_child(s, n)
+                    await run_child(s, n, relay=n == 0)
 
                 rt.add_task(f"delivery-process-{n}", child)
         else:
@@ -143,4 +143,6 @@ def build_spec(settings: NotifierSettings | None = None) -> ServiceSpec:
         setup=setup,
         teardown=teardown,
         schema=s.schema_name,
+        # With delivery processes, the first of them relays the outbox.
+        relay_outbox=s.delivery_processes == 0,
     )

@@ -7,8 +7,11 @@ for it. With `delivery_processes` > 0 the serving process starts that many child
 number of workers share the ledger. A commit that reserved sends wakes them through
 Postgres (NOTIFY on SENDS_CHANNEL, delivered at commit); they also poll for retries.
 
-A child reports each batch's outcomes to its parent through a pipe, so the service's one
-/metrics endpoint still counts every delivery. It stops when its parent is gone (SIGTERM
+The first child also runs the outbox relay (CelebrationDelivered to Kafka): one Kafka
+record per in-app delivery is as much CPU as the fan-out that wrote it, and in the serving
+process it fell behind the fan-out. A child reports each batch's outcomes, and the relay's
+counters and gauges, to its parent through a pipe, so the service's one /metrics endpoint
+still counts every delivery and every relayed event. It stops when its parent is gone (SIGTERM
 from the kernel on Linux, and a parent check every second), so a killed notifier leaves no
 orphan sending on its own.
 """
@@ -22,13 +25,16 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import orjson
 from pydantic import AliasChoices, SecretStr
 from thrive_shared.db import create_pool
+from thrive_shared.kafka import Publisher
+from thrive_shared.kafka.producer import security_from_settings
+from thrive_shared.observability import metrics as shared_metrics
 from thrive_shared.observability import setup_logging, setup_tracing
+from thrive_shared.outbox import OutboxRelay
 
 from thrive_notifier.adapters.postgres import PostgresUnitOfWork
 from thrive_notifier.entrypoints.workers import delivery_loop, observe_batch
@@ -39,6 +45,10 @@ log = logging.getLogger(__name__)
 
 SENDS_CHANNEL = "thrive_notifier_sends"  # what entrypoints.kafka.NOTIFY_SENDS notifies
 METRICS_FD_ENV = "THRIVE_NOTIFIER_DELIVERY_METRICS_FD"
+RELAY_ENV = "THRIVE_NOTIFIER_DELIVERY_RELAY"  # "1": this child relays the outbox
+# The relay's metrics (thrive_shared.observability.metrics), forwarded to the parent.
+_RELAY_COUNTERS = ("EVENTS_PRODUCED",)
+_RELAY_GAUGES = ("OUTBOX_BACKLOG", "OUTBOX_OLDEST_AGE")
 _STOP_GRACE_S = 10.0
 
 
@@ -68,14 +78,15 @@ def settings_env(settings: NotifierSettings) -> dict[str, str]:
 # -- the parent ---------------------------------------------------------------------------------
 
 
-async def run_child(settings: NotifierSettings, index: int) -> None:
-    """Run one delivery process until cancelled; raise when it exits on its own (the
-    runtime restarts this task with a backoff)."""
+async def run_child(settings: NotifierSettings, index: int, *, relay: bool = False) -> None:
+    """Run one delivery process (with the outbox relay if `relay`) until cancelled; raise
+    when it exits on its own (the runtime restarts this task with a backoff)."""
     loop = asyncio.get_running_loop()
     read_fd, write_fd = os.pipe()
     env = {k: v for k, v in os.environ.items() if not k.startswith("THRIVE_NOTIFIER_")}
     env.update(settings_env(settings))
     env[METRICS_FD_ENV] = str(write_fd)
+    env[RELAY_ENV] = "1" if relay else "0"
     try:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "thrive_notifier", "deliver", env=env, pass_fds=(write_fd,)
@@ -110,9 +121,53 @@ async def run_child(settings: NotifierSettings, index: int) -> None:
 async def _count_reports(reader: asyncio.StreamReader) -> None:
     while line := await reader.readline():
         try:
-            observe_batch(BatchReport(**orjson.loads(line)))
-        except (orjson.JSONDecodeError, TypeError):
-            log.warning("unreadable delivery report from a delivery process")
+            message = orjson.loads(line)
+            if "relay" in message:
+                _apply_relay_metrics(message["relay"])
+            else:
+                observe_batch(BatchReport(**message))
+        except (orjson.JSONDecodeError, TypeError, ValueError, KeyError, AttributeError):
+            log.warning("unreadable report from a delivery process")
+
+
+def _apply_relay_metrics(report: dict[str, list[list[Any]]]) -> None:
+    for name, labels, delta in report.get("inc", ()):
+        if name in _RELAY_COUNTERS:
+            getattr(shared_metrics, name).labels(*labels).inc(delta)
+    for name, labels, value in report.get("set", ()):
+        if name in _RELAY_GAUGES:
+            getattr(shared_metrics, name).labels(*labels).set(value)
+
+
+class _RelayMetrics:
+    """Changes of the relay's metrics in this process since the last report."""
+
+    def __init__(self) -> None:
+        self.sent: dict[tuple[str, tuple[str, ...]], float] = {}
+
+    def report(self) -> dict[str, list[list[Any]]]:
+        inc: list[list[Any]] = []
+        for name in _RELAY_COUNTERS:
+            for labels, value in _samples(getattr(shared_metrics, name), "_total"):
+                delta = value - self.sent.get((name, labels), 0.0)
+                if delta:
+                    inc.append([name, list(labels), delta])
+                    self.sent[(name, labels)] = value
+        gauges = [
+            [name, list(labels), value]
+            for name in _RELAY_GAUGES
+            for labels, value in _samples(getattr(shared_metrics, name), "")
+        ]
+        return {"inc": inc, "set": gauges}
+
+
+def _samples(metric: Any, suffix: str) -> list[tuple[tuple[str, ...], float]]:
+    out = []
+    for family in metric.collect():
+        for sample in family.samples:
+            if sample.name == family.name + suffix:
+                out.append((tuple(sample.labels[k] for k in metric._labelnames), sample.value))
+    return out
 
 
 # -- the child ----------------------------------------------------------------------------------
@@ -125,16 +180,27 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def _pipe_reporter(fd: int) -> Callable[[BatchReport], None]:
-    out = os.fdopen(fd, "wb", buffering=0)
+class _Reports:
+    """Writes this child's reports to the parent's pipe (or counts them here without one)."""
 
-    def report(r: BatchReport) -> None:
-        if r.claimed:
+    def __init__(self, fd: str | None) -> None:
+        self.out = os.fdopen(int(fd), "wb", buffering=0) if fd else None
+        self.relay = _RelayMetrics()
+
+    def _write(self, message: dict[str, Any]) -> None:
+        if self.out is not None:
             with contextlib.suppress(OSError):  # the parent is gone: nothing to count for
-                line = {"claimed": r.claimed, "outcomes": r.outcomes, "retries": r.retries}
-                out.write(orjson.dumps(line) + b"\n")
+                self.out.write(orjson.dumps(message) + b"\n")
 
-    return report
+    def batch(self, r: BatchReport) -> None:
+        if self.out is None:
+            observe_batch(r)
+        elif r.claimed:
+            self._write({"claimed": r.claimed, "outcomes": r.outcomes, "retries": r.retries})
+
+    def relay_metrics(self) -> None:
+        if self.out is not None:
+            self._write({"relay": self.relay.report()})
 
 
 async def deliver_forever(settings: NotifierSettings) -> None:
@@ -143,14 +209,13 @@ async def deliver_forever(settings: NotifierSettings) -> None:
 
     parent = os.getppid()
     _die_with_parent()
-    fd = os.environ.get(METRICS_FD_ENV)
-    observe = _pipe_reporter(int(fd)) if fd else observe_batch
+    reports = _Reports(os.environ.get(METRICS_FD_ENV))
     s = settings
     pool = await create_pool(
         s.database_url,
         schema=s.schema_name,
         min_size=1,
-        max_size=s.delivery_workers + 2,
+        max_size=s.delivery_workers + 4,  # + two listeners and the relay's transaction
     )
     uow = PostgresUnitOfWork(pool, defaults=s.default_preferences())
     senders = make_senders(s)
@@ -177,14 +242,29 @@ async def deliver_forever(settings: NotifierSettings) -> None:
                 poll_seconds=s.delivery_poll_seconds,
                 wake=wake,
                 stop=stop,
-                observe=observe,
+                observe=reports.batch,
             ),
             name=f"delivery-{n}",
         )
         for n in range(s.delivery_workers)
     ]
+    relay: OutboxRelay | None = None
+    publisher: Publisher | None = None
+    if os.environ.get(RELAY_ENV) == "1":
+        publisher = Publisher(
+            s.kafka_bootstrap_servers,
+            client_id="thrive-notifier-relay",
+            security=security_from_settings(s),
+        )
+        await publisher.start()
+        relay = OutboxRelay(
+            pool=pool, publisher=publisher, service="notifier", schema=s.schema_name
+        )
+        await relay.start()
     try:
         while not stop.is_set():
+            if relay is not None:
+                reports.relay_metrics()
             if os.getppid() != parent:
                 log.warning("the notifier that started this delivery process is gone; stopping")
                 break
@@ -202,6 +282,12 @@ async def deliver_forever(settings: NotifierSettings) -> None:
         for w in pending:
             w.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        if relay is not None and publisher is not None:
+            with contextlib.suppress(Exception):
+                await relay.relay_once()  # what the last batches committed
+            await relay.stop()
+            await publisher.stop()
+            reports.relay_metrics()
         for sender in senders.values():
             closer = getattr(sender, "aclose", None)
             if closer is not None:
