@@ -117,6 +117,30 @@ async def test_commit_fanout_writes_deliveries_and_deferrals_once(uow):
     assert created == [] and len(entries) == 1 and len(page.items) == 1
 
 
+@pytest.mark.parametrize("team", ["blue", "odd\x1fteam"])  # the second cannot go as text
+async def test_commit_fanout_returns_only_what_is_new_with_traces_kept(uow, team):
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    hook = replace(delivery("e1", team, Channel.WEBHOOK, team=True), trace=TraceContext(parent))
+    quiet = replace(delivery("e1", "bo"), quiet=True)
+    batch = [delivery("e1", "ana"), quiet, hook]
+    async with uow() as repo:
+        first = await repo.commit_fanout(
+            spend=[("ana", NOW.date(), "e1")], deliveries=batch, deferrals=[], now=NOW
+        )
+        again = await repo.commit_fanout(
+            spend=[], deliveries=[*batch, delivery("e2", "ana")], deferrals=[], now=NOW
+        )
+        [claimed] = await repo.claim(
+            channels=[Channel.WEBHOOK], limit=10, lease_seconds=60, now=NOW
+        )
+        page = await repo.inbox("bo", unread=None, first=10, after=None)
+        used = (await repo.audience_data(["ana"], now=NOW)).used
+    assert first == batch and [d.key.event_id for d in again] == ["e2"]
+    assert claimed.key.recipient.id == team and claimed.trace == TraceContext(parent)
+    assert [(i.about, i.quiet) for i in page.items] == [("e1", True)]
+    assert used == {("ana", NOW.date()): 1}
+
+
 async def test_follows_mutes_and_audience_facts(uow):
     async with uow() as repo:
         await repo.add_follow("cy", Follow(FollowKind.PERSON, "ana"))

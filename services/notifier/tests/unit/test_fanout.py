@@ -21,7 +21,7 @@ from thrive_notifier.domain.model import (
     Recipient,
     RecipientKind,
 )
-from thrive_notifier.service_layer.fanout import SOURCE, FanOutResult, announcement
+from thrive_notifier.service_layer.fanout import SOURCE, Announcer, FanOutResult, announcement
 from thrive_notifier.service_layer.handlers import consume
 from thrive_notifier.service_layer.ports import NewDelivery
 from thrive_notifier.service_layer.schedule import fan_out_pending, send_digests, send_reminders
@@ -347,3 +347,24 @@ def test_the_rendered_celebration_delivered_is_the_contracts_own_json(at, team):
     env = make_event(fact, source=SOURCE, id=a.event_id, time=at)
     assert a.payload == env.to_json()
     assert announcement(replace(d, quiet=True), at=at) is None
+
+
+@pytest.mark.parametrize(
+    "title", ["Ana reached: <10> & \u00e9 \U0001f389", "\x00id", 'q"uote\\ \x00team']
+)
+def test_many_deliveries_of_one_message_render_exactly_as_one_does(title):
+    msg = Message(kind=Kind.MILESTONE, title=title, themes=("py", "go"), about="e1")
+    render = Announcer(NOW)
+    for person, team in [("cy", "blue"), ("di", None), ("ed", "red"), ("fa", None)]:
+        d = NewDelivery(
+            key=DeliveryKey("e1", Recipient(RecipientKind.PERSON, person), Channel.IN_APP),
+            message=msg,
+            state=DeliveryState.DELIVERED,
+            team=team,
+        )
+        assert render(d) == announcement(d, at=NOW)
+        assert render(replace(d, quiet=True)) is None
+    # A title that looks like a slot is rendered whole; any other from one template per team-ness.
+    assert render._templates and all(
+        (t is None) == title.startswith("\x00") for t in render._templates.values()
+    )

@@ -324,13 +324,13 @@ class InMemoryRepository:
         deliveries: Sequence[NewDelivery],
         deferrals: Sequence[Deferral],
         now: datetime,
-    ) -> list[tuple[NewDelivery, int]]:
+    ) -> list[NewDelivery]:
         for person, day, event_id in spend:
             if (person, day, event_id) not in self.s.spent:
                 self.s.spent.add((person, day, event_id))
                 self.s.budget[(person, day)] = self.s.budget.get((person, day), 0) + 1
         await self.defer(deferrals, now=now)
-        return await self.reserve(deliveries, now=now)
+        return [d for d, _id in await self.reserve(deliveries, now=now)]
 
     async def enqueue_celebrations(self, cs: Sequence[Celebration]) -> None:
         self.s.queue.extend(cs)

@@ -50,9 +50,68 @@ from thrive_notifier.service_layer.ports import (
 )
 
 
+def _as_texts(args: list[Any]) -> list[Any] | None:
+    """COMMIT_FANOUT's parameters $1..$16 as COMMIT_FANOUT_TEXT takes them (each list one
+    SEP-separated text), or None when a value would not survive that: holds SEP, or is an
+    empty text where no value may be NULL."""
+    out: list[Any] = []
+    for n, value in enumerate(args, 1):
+        if not isinstance(value, list):
+            out.append(value)  # $10: now
+            continue
+        if n == 8:
+            out.append(SEP.join(map(str, value)))
+            continue
+        if n == 9:
+            out.append(SEP.join("t" if v else "f" for v in value))
+            continue
+        if n == 15:
+            out.append(SEP.join(d.isoformat() for d in value))
+            continue
+        nullable = n in (11, 12)
+        texts = ["" if v is None else v for v in value] if nullable else value
+        if not nullable and not all(texts):
+            return None
+        joined = SEP.join(texts)
+        if texts and joined.count(SEP) != len(texts) - 1:
+            return None
+        out.append(joined)
+    return out
+
+
 def person_digest(person: str) -> bytes:
     """What is kept of an erased person: a digest, to refuse their replayed events."""
     return hashlib.sha256(person.encode()).digest()
+
+
+# Parameters as arrays (asyncpg encodes them element by element)...
+_ARRAYS = {
+    **{f"t{n}": f"${n}::text[]" for n in range(1, 8)},
+    "i8": "$8::int[]",
+    "b9": "$9::bool[]",
+    "n11": "$11::text[]",
+    "n12": "$12::text[]",
+    "m13": "$13::text[]",
+    "s14": "$14::text[]",
+    "d15": "$15::date[]",
+    "s16": "$16::text[]",
+}
+# ... or, much cheaper to send, each column as one text of SEP-separated values, split by
+# Postgres (an empty value of traceparent/tracestate is NULL). Used when no value holds
+# SEP; messages are JSON, where a control character is always escaped.
+SEP = "\x1f"
+_SPLIT = "string_to_array(${n}::text, E'\\x1f'{null})"
+_TEXTS = {
+    **{f"t{n}": _SPLIT.format(n=n, null="") for n in range(1, 8)},
+    "i8": _SPLIT.format(n=8, null="") + "::int[]",
+    "b9": _SPLIT.format(n=9, null="") + "::bool[]",
+    "n11": _SPLIT.format(n=11, null=", ''"),
+    "n12": _SPLIT.format(n=12, null=", ''"),
+    "m13": _SPLIT.format(n=13, null=""),
+    "s14": _SPLIT.format(n=14, null=""),
+    "d15": _SPLIT.format(n=15, null="") + "::date[]",
+    "s16": _SPLIT.format(n=16, null=""),
+}
 
 
 class SQL:
@@ -210,12 +269,11 @@ class SQL:
                    j.p ->> 'subject' AS subject, j.p ->> 'title' AS title,
                    coalesce(j.p ->> 'body', '') AS body,
                    ARRAY(SELECT jsonb_array_elements_text(j.p -> 'themes')) AS themes
-            FROM unnest($13::text[]) WITH ORDINALITY AS t(m, n),
+            FROM unnest({m13}) WITH ORDINALITY AS t(m, n),
                  LATERAL (SELECT t.m::jsonb AS p) AS j
         ), input AS (
-            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                                 $6::text[], $7::text[], $8::int[], $9::bool[], $11::text[],
-                                 $12::text[])
+            SELECT * FROM unnest({t1}, {t2}, {t3}, {t4}, {t5}, {t6}, {t7}, {i8}, {b9}, {n11},
+                                 {n12})
                 AS u(event_id, recipient_kind, recipient, channel, ikey, kind, state, msg,
                      quiet, traceparent, tracestate)
         ), ins AS (
@@ -224,7 +282,7 @@ class SQL:
                                   traceparent, tracestate)
             -- An in-app row is delivered as it is written: its content lives in the inbox.
             SELECT i.event_id, i.recipient_kind, i.recipient, i.channel, i.ikey, i.kind, i.state,
-                   CASE WHEN i.channel = 'in_app' THEN '{}'::jsonb ELSE m.p END, $10,
+                   CASE WHEN i.channel = 'in_app' THEN '{{}}'::jsonb ELSE m.p END, $10,
                    CASE WHEN i.state = 'delivered' THEN $10::timestamptz END,
                    i.traceparent, i.tracestate
             FROM input i JOIN msgs m ON m.n = i.msg
@@ -240,14 +298,16 @@ class SQL:
             WHERE ins.channel = 'in_app' AND ins.recipient_kind = 'person'
         )
     """
-    RESERVE = "".join(("WITH ", _DELIVER, "SELECT id, idempotency_key FROM ins"))
+    RESERVE = "".join(("WITH ", _DELIVER.format(**_ARRAYS), "SELECT id, idempotency_key FROM ins"))
     # Everything one fan-out writes, in one statement: budget counted for the live pings,
-    # deferrals into digests, deliveries reserved (and in-app ones into the inbox).
-    COMMIT_FANOUT = "".join(
+    # deferrals into digests, deliveries reserved (and in-app ones into the inbox). Returns
+    # how many deliveries were new and, only when some were not ($24 = how many were sent),
+    # the keys of the new ones.
+    _COMMIT_FANOUT = "".join(
         (
             """WITH spend AS (
             INSERT INTO budget_spend (person, day, event_id)
-            SELECT p, d, e FROM unnest($14::text[], $15::date[], $16::text[]) AS s(p, d, e)
+            SELECT p, d, e FROM unnest({s14}, {d15}, {s16}) AS s(p, d, e)
             ON CONFLICT DO NOTHING
             RETURNING 1
         ), deferred AS (
@@ -263,9 +323,14 @@ class SQL:
             RETURNING 1
         ), """,
             _DELIVER,
-            "SELECT id, idempotency_key FROM ins",
+            """, created AS (SELECT count(*) AS n FROM ins)
+            SELECT c.n, CASE WHEN c.n < $24::bigint
+                             THEN (SELECT array_agg(idempotency_key) FROM ins) END AS keys
+            FROM created c""",
         )
     )
+    COMMIT_FANOUT = _COMMIT_FANOUT.format(**_ARRAYS)
+    COMMIT_FANOUT_TEXT = _COMMIT_FANOUT.format(**_TEXTS)
     DEFER = """
         INSERT INTO digest_item (person, event_id, kind, reason, subject, title, themes, payload,
                                  created_at)
@@ -567,17 +632,29 @@ class PostgresRepository:
         deliveries: Sequence[NewDelivery],
         deferrals: Sequence[Deferral],
         now: datetime,
-    ) -> list[tuple[NewDelivery, int]]:
-        by_key = {d.key.idempotency_key: d for d in deliveries}
-        rows = await self.conn.fetch(
-            SQL.COMMIT_FANOUT,
+    ) -> list[NewDelivery]:
+        args = [
             *self._delivery_args(deliveries, now),
             [s[0] for s in spend],
             [s[1] for s in spend],
             [s[2] for s in spend],
+        ]
+        texts = _as_texts(args)
+        row = await self.conn.fetchrow(
+            SQL.COMMIT_FANOUT if texts is None else SQL.COMMIT_FANOUT_TEXT,
+            *(args if texts is None else texts),
             *self._deferral_args(deferrals),
+            len(deliveries),
         )
-        return [(by_key[r["idempotency_key"]], r["id"]) for r in rows]
+        if row["n"] == len(deliveries):
+            return list(deliveries)  # all new: the usual case, no keys sent back
+        fresh = set(row["keys"] or ())
+        out = []
+        for d in deliveries:  # each new key once
+            if (k := d.key.idempotency_key) in fresh:
+                fresh.discard(k)
+                out.append(d)
+        return out
 
     @staticmethod
     def _delivery_args(deliveries: Sequence[NewDelivery], now: datetime) -> list[Any]:

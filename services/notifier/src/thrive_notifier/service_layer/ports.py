@@ -198,8 +198,9 @@ class Repository(Protocol):
         deliveries: Sequence[NewDelivery],
         deferrals: Sequence[Deferral],
         now: datetime,
-    ) -> list[tuple[NewDelivery, int]]:
-        """Count budget (person, day, event), reserve deliveries, defer: one write."""
+    ) -> list[NewDelivery]:
+        """Count budget (person, day, event), reserve deliveries, defer: one write. Returns
+        the deliveries that were new (not already in the ledger)."""
         ...
 
     async def enqueue_celebrations(self, cs: Sequence[Celebration]) -> None:
