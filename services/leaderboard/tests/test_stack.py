@@ -20,6 +20,7 @@ from thrive_leaderboard.service_layer.rebuild import copy_owned_state, replay_in
 from thrive_leaderboard.settings import LeaderboardSettings
 from thrive_shared.contracts import (
     HelpReceived,
+    LeaderboardChanged,
     MilestoneReached,
     PersonErased,
     PersonUpserted,
@@ -276,7 +277,8 @@ async def _count_is(url, who, n, column="n") -> bool:
 async def test_opt_out_erasure_and_live_updates_through_the_api(migrated, topics, publisher):
     s = migrated
     await send(publisher, topics["directory"], [person("ann", "red"), person("bob", "red")])
-    async with running(s) as (_rt, client):
+    ann_line, bob_line = ("ann", 2 + 2 * 2 + 2.0), ("bob", 1 + 2 + 1.0)
+    async with running(s) as (_rt, client), live_stream(s, topics["changed"]) as live:
         await send(
             publisher,
             topics["help"],
@@ -286,6 +288,9 @@ async def test_opt_out_erasure_and_live_updates_through_the_api(migrated, topics
         await wait_for(lambda: _on_board(client, "bob"), timeout=30)
         await wait_for(lambda: _score_is(client, "ann", 2 + 2 * 2 + 2.0), timeout=30)
         assert (await rank(client, "bob"))["rank"] == 2
+        # Each step below waits for the live stream to show it, so no coalescing tick can
+        # fold two steps into one: every opt-out, erasure and opt-in must be published.
+        await live.until_week_top([ann_line, bob_line])
 
         put = await client.put("/internal/v1/people/ann/opt-out", json={"opted_out": True})
         assert put.json() == {"person": "ann", "opted_out": True}
@@ -299,6 +304,8 @@ async def test_opt_out_erasure_and_live_updates_through_the_api(migrated, topics
         # ann's help still counts for her team, in aggregate.
         assert teams.json()["items"][0]["team"] == "red"
         assert teams.json()["items"][0]["score"] == 3 + 3 * 2 + 3
+        await live.until_week_top([bob_line])
+        assert "ann" not in live.moved_since_last_top(), "an opt-out is not announced as a move"
 
         bad = await client.put("/internal/v1/people/ann/opt-out", json={"opted_out": "maybe"})
         assert bad.status_code == 422
@@ -314,35 +321,67 @@ async def test_opt_out_erasure_and_live_updates_through_the_api(migrated, topics
         stored = await standings(s.database_url, "leaderboard")
         assert any(r[3] == "ann" for r in stored), "others' standings stay"
         assert not any("bob" in (r[1], r[3]) for r in stored), "erasure leaves no bob row"
+        await live.until_week_top([])
+        assert "bob" not in live.moved_since_last_top(), "an erased person is not named again"
+
         await client.put("/internal/v1/people/ann/opt-out", json={"opted_out": False})
         ann = await rank(client, "ann")
         assert (ann["rank"], ann["score"]) == (1, 2 + 2 * 2 + 2.0)
+        await live.until_week_top([ann_line])
 
-        changed = await _read_all(s.kafka_bootstrap_servers, topics["changed"], minimum=1)
-        assert changed, "no LeaderboardChanged was published"
-        weeks = {e.data.period for e in changed if e.data.board.window == "week"}
+        weeks = {e.period for e in live.events if e.board.window == "week"}
         assert weeks == {period_of(Window.WEEK, datetime.now(UTC), ZoneInfo("UTC"))}
+
+
+class LiveStream:
+    """The LeaderboardChanged events on a topic, read from its start as the test goes."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, topic: str) -> None:
+        self.consumer = consumer
+        self.topic = topic
+        self.events: list[LeaderboardChanged] = []
+        self._last_top = 0  # events before this one are older than the last top waited for
+
+    def week(self) -> list[LeaderboardChanged]:
+        """The company week board's events, in published order."""
+        return [e for e in self.events if e.board.window == "week" and e.board.scope == "company"]
+
+    async def until_week_top(self, lines: list[tuple[str, float]]) -> None:
+        """Wait until the latest week event's top N is `lines` (person, score) ranked 1, 2…"""
+        want = [(p, i, score) for i, (p, score) in enumerate(lines, 1)]
+
+        async def shown() -> bool:
+            got = await self.consumer.getmany(timeout_ms=200)
+            for records in got.values():
+                self.events.extend(parse_for_topic(self.topic, r.value).data for r in records)
+            week = self.week()
+            tops = [[(r.person, r.rank, r.score) for r in e.top] for e in week]
+            assert tops and tops[-1] == want, f"week tops so far: {tops}"
+            return True
+
+        before = len(self.week())
+        await wait_for(shown, timeout=15, message=f"the live stream never showed {want}")
+        self._last_top = before
+
+    def moved_since_last_top(self) -> set[str]:
+        """People named as moved in the week events read by the last `until_week_top`."""
+        return {m.person for e in self.week()[self._last_top :] for m in e.moved}
+
+
+@contextlib.asynccontextmanager
+async def live_stream(s: LeaderboardSettings, topic: str) -> AsyncIterator[LiveStream]:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=s.kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
+        group_id=None,
+    )
+    await consumer.start()
+    try:
+        yield LiveStream(consumer, topic)
+    finally:
+        await consumer.stop()
 
 
 async def _off_board(client, who) -> bool:
     return (await rank(client, who)).get("rank") is None
-
-
-async def _read_all(bootstrap: str, topic: str, *, minimum: int):
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
-    )
-    await consumer.start()
-    try:
-        out = []
-
-        async def enough():
-            got = await consumer.getmany(timeout_ms=200)
-            for records in got.values():
-                out.extend(parse_for_topic(topic, r.value) for r in records)
-            return len(out) >= minimum
-
-        await wait_for(enough, timeout=15)
-        return out
-    finally:
-        await consumer.stop()

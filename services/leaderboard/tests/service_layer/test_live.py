@@ -71,3 +71,71 @@ async def test_late_events_for_past_periods_publish_nothing():
     lb.apply_committed([CommittedRow(OLD_WEEK, "a", Counters(n=5))])
     assert await live.tick() == 0
     assert published == []
+
+
+def _tops(published) -> list[list[str]]:
+    return [[s.person for s in e.top] for events in published for e in events]
+
+
+def _named(published) -> set[str]:
+    return {m.person for events in published for e in events for m in e.moved} | {
+        s.person for events in published for e in events for s in e.top
+    }
+
+
+async def test_an_opt_out_publishes_the_top_without_them_and_an_opt_in_with_them():
+    lb, live, published = await setup({WEEK: {}})
+    lb.apply_committed(
+        [CommittedRow(WEEK, "ann", Counters(n=5)), CommittedRow(WEEK, "bob", Counters(n=3))]
+    )
+    assert await live.tick() == 1
+    published.clear()
+    # No commit at all: hiding ann alone changes what the board shows.
+    lb.set_opted_out("ann", True)
+    assert await live.tick() == 1
+    (event,) = published[-1]
+    assert [(s.person, s.rank) for s in event.top] == [("bob", 1)]
+    assert "ann" not in {m.person for m in event.moved}, "an opt-out is not announced as a move"
+    lb.set_opted_out("ann", False)
+    assert await live.tick() == 1
+    (event,) = published[-1]
+    assert [(s.person, s.rank) for s in event.top] == [("ann", 1), ("bob", 2)]
+    assert await live.tick() == 0
+
+
+async def test_an_erasure_publishes_the_top_without_them_and_never_names_them_again():
+    lb, live, published = await setup({WEEK: {}})
+    lb.apply_committed(
+        [CommittedRow(WEEK, "ann", Counters(n=5)), CommittedRow(WEEK, "bob", Counters(n=3))]
+    )
+    await live.tick()
+    published.clear()
+    lb.erase("bob")
+    assert await live.tick() == 1
+    assert _tops(published) == [["ann"]]
+    assert "bob" not in _named(published)
+
+
+async def test_a_change_undone_before_the_tick_then_redone_by_an_opt_in_is_published():
+    # The interleaving that made the stack test flaky under load: commits for ann and bob,
+    # then ann opts out and bob is erased before the first tick (nothing visible to
+    # publish then), then ann opts back in. Her return must be published.
+    lb, live, published = await setup({WEEK: {}})
+    lb.apply_committed(
+        [CommittedRow(WEEK, "ann", Counters(n=5)), CommittedRow(WEEK, "bob", Counters(n=3))]
+    )
+    lb.set_opted_out("ann", True)
+    lb.erase("bob")
+    assert await live.tick() == 0  # the board shows nobody, as before: no news
+    lb.set_opted_out("ann", False)
+    assert await live.tick() == 1
+    assert _tops(published) == [["ann"]]
+    assert "bob" not in _named(published)
+
+
+async def test_opting_out_off_every_board_touches_nothing():
+    lb, live, _ = await setup({WEEK: {"ann": Counters(n=5)}})
+    lb.set_opted_out("zoe", True)
+    lb.erase("yan")
+    assert live.pending() == 0
+    assert await live.tick() == 0

@@ -156,7 +156,13 @@ class Leaderboards:
         self._used: dict[StoredBoard, float] = {}
         self._loading: dict[StoredBoard, _Loading] = {}
         self._rising: dict[tuple[BoardQuery, str, int], tuple[float, list[Riser]]] = {}
+        # Called with (board, person) when the person's place on a board may have changed:
+        # after every committed row, and when they opt back in.
         self.listeners: list[Callable[[StoredBoard, str], None]] = []
+        # Called with (board, person) when the person left the board's rankings without a
+        # commit (opt-out, erasure): the board's visible lines changed, and nothing more may
+        # be said about that person.
+        self.departure_listeners: list[Callable[[StoredBoard, str], None]] = []
 
     # ---- residency ------------------------------------------------------------------
 
@@ -273,24 +279,47 @@ class Leaderboards:
                 listener(key, row.person)
 
     def erase(self, person: str) -> None:
-        """Forget the person on every board in memory."""
-        for board in self._boards.values():
+        """Forget the person on every board in memory (departure listeners are told)."""
+        departed = []
+        for key, board in self._boards.items():
+            if person in board.counters:
+                departed.append(key)
             board.remove(person)
-        for loading in self._loading.values():
+        for key, loading in self._loading.items():
             loading.queued.append((person, None))
+            departed.append(key)
         self.directory.remove(person)
         self._rising.clear()
+        self._tell(self.departure_listeners, departed, person)
 
     def set_opted_out(self, person: str, opted_out: bool) -> None:
-        """Hide or show the person on every board in memory."""
+        """Hide or show the person on every board in memory (listeners are told).
+
+        Hiding someone changes the lines a board shows as much as a commit does, so live
+        updates must hear of it: an opt-out is a departure, an opt-in a change.
+        """
         if not self.directory.set_opted_out(person, opted_out):
             return
-        for board in self._boards.values():
+        changed = []
+        for key, board in self._boards.items():
+            if person in board.counters:
+                changed.append(key)
             if opted_out:
                 board.hide(person)
             else:
                 board.show(person)
         self._rising.clear()
+        self._tell(self.departure_listeners if opted_out else self.listeners, changed, person)
+
+    @staticmethod
+    def _tell(
+        listeners: list[Callable[[StoredBoard, str], None]],
+        keys: list[StoredBoard],
+        person: str,
+    ) -> None:
+        for key in keys:
+            for listener in listeners:
+                listener(key, person)
 
     def set_team(self, person: str, team: str | None) -> None:
         """Move the person's counters between team totals."""

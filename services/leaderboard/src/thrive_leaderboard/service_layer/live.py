@@ -1,8 +1,16 @@
 """Live updates: LeaderboardChanged events, coalesced to at most one per board per interval.
 
-Commits mark (board, person) as touched; a loop looks at touched current boards once per
-interval and publishes, through the outbox, only if the top N changed or someone moved
-within the watched ranks. Bursts therefore cost one event per board per interval.
+Commits and opt-ins mark (board, person) as touched; opt-outs and erasures mark the board
+touched and forget the person (a departure: their lines vanish, and no event names them,
+not even as a move off the board, unless an opt-in ranks them again). A loop looks at
+touched current boards once per interval and publishes, through the outbox, only if the
+top N changed or someone moved within the watched ranks. Bursts therefore cost one event
+per board per interval.
+
+Whatever changes the lines a board shows must reach `touch` or `depart`: the loop compares
+only touched boards with what it last published, so a change it is not told of stays
+unpublished until some later commit touches that board (an opted-out or erased person
+would stay in every live top N).
 """
 
 from __future__ import annotations
@@ -51,10 +59,24 @@ class LiveUpdates:
         self._touched: dict[StoredBoard, set[str]] = {}
         self._seen: dict[tuple[StoredBoard, Metric], _Seen] = {}
         boards.listeners.append(self.touch)
+        boards.departure_listeners.append(self.depart)
 
     def touch(self, board: StoredBoard, person: str) -> None:
         """Note that a person's standing on a board changed (called after commit)."""
         self._touched.setdefault(board, set()).add(person)
+
+    def depart(self, board: StoredBoard, person: str) -> None:
+        """Note that a person left a board's rankings (opt-out, erasure) without a commit.
+
+        The board is looked at again at the next tick (its top N may have changed), but
+        the person is forgotten rather than reported as moved off it: no event names them
+        unless an opt-in ranks them again.
+        """
+        self._touched.setdefault(board, set()).discard(person)
+        for metric in self.metrics:
+            seen = self._seen.get((board, metric))
+            if seen is not None:
+                seen.ranks.pop(person, None)
 
     def pending(self) -> int:
         """Boards with changes not yet looked at."""
