@@ -1,6 +1,7 @@
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+import pytest
 from thrive_leaderboard.adapters.repository import CommittedRow
 from thrive_leaderboard.domain.periods import Window
 from thrive_leaderboard.domain.scoring import Counters, Metric, Weights, scorers
@@ -139,3 +140,49 @@ async def test_opting_out_off_every_board_touches_nothing():
     lb.erase("yan")
     assert live.pending() == 0
     assert await live.tick() == 0
+
+
+async def test_events_whose_publishing_failed_are_published_at_the_next_tick():
+    lb, live, published = await setup({WEEK: {}})
+    real = live.publish
+    failures = [ConnectionError("outbox write failed")]
+
+    async def flaky(events):
+        if failures:
+            raise failures.pop()
+        await real(events)
+
+    live.publish = flaky
+    lb.apply_committed([CommittedRow(WEEK, "ann", Counters(n=5))])
+    with pytest.raises(ConnectionError):
+        await live.tick()
+    assert published == []
+    # Nothing went out, so nothing counts as published: the same news goes at the next tick.
+    assert await live.tick() == 1
+    (event,) = published[0]
+    assert [s.person for s in event.top] == ["ann"]
+    assert [(m.person, m.old_rank, m.new_rank) for m in event.moved] == [("ann", None, 1)]
+    assert await live.tick() == 0
+
+
+async def test_an_opt_out_while_a_tick_publishes_is_not_undone_by_that_tick():
+    lb, live, published = await setup({WEEK: {}})
+    real = live.publish
+
+    async def opting_out_meanwhile(events):
+        lb.set_opted_out("ann", True)  # while the outbox write is in flight
+        await real(events)
+
+    live.publish = opting_out_meanwhile
+    lb.apply_committed(
+        [CommittedRow(WEEK, "ann", Counters(n=5)), CommittedRow(WEEK, "bob", Counters(n=3))]
+    )
+    assert await live.tick() == 1
+    live.publish = real
+    assert await live.tick() == 1
+    assert _tops(published) == [["ann", "bob"], ["bob"]]
+    assert "ann" not in {m.person for m in published[-1][0].moved}
+    # Forgotten for good, not brought back by the tick that was in flight: she re-enters.
+    lb.set_opted_out("ann", False)
+    assert await live.tick() == 1
+    assert ("ann", None, 1) in {(m.person, m.old_rank, m.new_rank) for m in published[-1][0].moved}

@@ -57,7 +57,9 @@ class LiveUpdates:
         self.watch_ranks = watch_ranks
         self.metrics = tuple(metrics)
         self._touched: dict[StoredBoard, set[str]] = {}
-        self._seen: dict[tuple[StoredBoard, Metric], _Seen] = {}
+        self._seen: dict[tuple[StoredBoard, Metric], _Seen] = {}  # as last published
+        # What `_seen` becomes once the events a tick is publishing are out.
+        self._in_flight: dict[tuple[StoredBoard, Metric], _Seen] = {}
         boards.listeners.append(self.touch)
         boards.departure_listeners.append(self.depart)
 
@@ -74,18 +76,23 @@ class LiveUpdates:
         """
         self._touched.setdefault(board, set()).discard(person)
         for metric in self.metrics:
-            seen = self._seen.get((board, metric))
-            if seen is not None:
-                seen.ranks.pop(person, None)
+            for seen_of in (self._seen, self._in_flight):
+                seen = seen_of.get((board, metric))
+                if seen is not None:
+                    seen.ranks.pop(person, None)
 
     def pending(self) -> int:
         """Boards with changes not yet looked at."""
         return len(self._touched)
 
-    def changes(self) -> list[LeaderboardChanged]:
-        """The events the changes since the last call call for (and forget those changes)."""
+    def changes(
+        self,
+    ) -> tuple[list[LeaderboardChanged], dict[tuple[StoredBoard, Metric], _Seen]]:
+        """The events the changes since the last call call for (those changes are forgotten),
+        and what will have been published once they are out (`_seen` is left as it is)."""
         touched, self._touched = self._touched, {}
         out: list[LeaderboardChanged] = []
+        after: dict[tuple[StoredBoard, Metric], _Seen] = {}
         for key, people in touched.items():
             if key.period != self.boards.current_period(key.window):
                 continue  # late events for past periods do not make live news
@@ -93,15 +100,17 @@ class LiveUpdates:
             if board is None:
                 continue
             for metric in self.metrics:
-                event = self._diff(key, metric, board.index(metric), people)
+                event, after[key, metric] = self._diff(key, metric, board.index(metric), people)
                 if event is not None:
                     out.append(event)
-        return out
+        return out, after
 
     def _diff(
         self, key: StoredBoard, metric: Metric, idx: Any, people: set[str]
-    ) -> LeaderboardChanged | None:
-        seen = self._seen.setdefault((key, metric), _Seen())
+    ) -> tuple[LeaderboardChanged | None, _Seen]:
+        published = self._seen.get((key, metric))
+        # A copy: what was published changes only once these events are out.
+        seen = _Seen(list(published.top), dict(published.ranks)) if published else _Seen()
         top: list[Ranked] = idx.top(self.top_n)
         top_pairs = [(r.person, r.score) for r in top]
         watched = idx.slice(self.watch_ranks - 1, self.watch_ranks)
@@ -129,7 +138,7 @@ class LiveUpdates:
             seen.ranks = dict(keep)
         seen.top = top_pairs
         if not changed_top and not moved:
-            return None
+            return None, seen
         scope, scope_id = (
             ("theme", key.scope[len(THEME_PREFIX) :])
             if key.scope.startswith(THEME_PREFIX)
@@ -142,11 +151,26 @@ class LiveUpdates:
             period=key.period,
             top=[Standing(person=r.person, rank=r.rank, score=display(r.score)) for r in top],
             moved=moved[: self.watch_ranks],
-        )
+        ), seen
 
     async def tick(self) -> int:
-        """Publish what changed since the last tick; return how many events went out."""
-        events = self.changes()
-        if events:
-            await self.publish(events)
+        """Publish what changed since the last tick; return how many events went out.
+
+        If publishing fails, nothing counts as published: the boards are looked at again
+        at the next tick, against what did go out, so no change is lost (the error is
+        raised; the runtime restarts the loop).
+        """
+        touched = self._touched
+        events, self._in_flight = self.changes()
+        try:
+            if events:
+                await self.publish(events)
+        except BaseException:
+            for board, people in touched.items():
+                self._touched.setdefault(board, set()).update(people)
+            raise
+        else:
+            self._seen.update(self._in_flight)
+        finally:
+            self._in_flight = {}
         return len(events)
