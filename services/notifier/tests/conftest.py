@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import email
 import email.policy
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -137,36 +140,129 @@ async def sink() -> AsyncIterator[Sink]:
 
 
 # -- any webhook destination, for the sender's own tests ---------------------------------------
-class Endpoint:
-    """Any webhook destination, played by one local HTTP/1.1 server.
+@dataclass
+class TestTLS:
+    """A throwaway CA and a server certificate it signed for `names` (made with cryptography)."""
 
-    Its `opener` stands in for the network: the sender asks it for a connection to the IP
-    it checked (and the TLS name it would verify); the opener records both and connects to
-    this server instead. `handler` answers each request (an httpx.Request whose URL host is
-    the IP the sender chose, with the TLS name in `extensions["sni_hostname"]`).
+    ca_pem: bytes
+    cert_pem: bytes
+    key_pem: bytes
+
+    def client_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cadata=self.ca_pem.decode())
+
+    def server_context(self, tmp: Path) -> ssl.SSLContext:
+        (tmp / "cert.pem").write_bytes(self.cert_pem)
+        (tmp / "key.pem").write_bytes(self.key_pem)
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(tmp / "cert.pem", tmp / "key.pem")
+        return ctx
+
+
+def make_tls(*names: str) -> TestTLS:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def build(subject: str, key: Any, issuer: str, signer: Any, *, ca: bool) -> Any:
+        b = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if ca:
+            b = b.add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            ).add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
+        else:
+            b = b.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False
+            ).add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()),
+                critical=False,
+            )
+        return b.sign(signer, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = build("thrive test CA", ca_key, "thrive test CA", ca_key, ca=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = build(names[0], key, "thrive test CA", ca_key, ca=False)
+    pem = serialization.Encoding.PEM
+    return TestTLS(
+        ca_pem=ca.public_bytes(pem),
+        cert_pem=cert.public_bytes(pem),
+        key_pem=key.private_bytes(
+            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+    )
+
+
+@pytest.fixture(name="make_tls")
+def make_tls_fixture() -> Any:
+    """make_tls(*names) -> a TestTLS whose server certificate is for `names`."""
+    return make_tls
+
+
+class Endpoint:
+    """Any webhook destination, played by one local HTTP/1.1 server on a loopback address
+    of its own (127.0.0.0/8 all reaches this host), plain or TLS.
+
+    `handler` answers each request: an httpx.Request whose URL host is the address the
+    connection really arrived on, with the TLS name the client sent (SNI) in
+    `extensions["sni_hostname"]`.
     """
 
-    def __init__(self, handler: Any) -> None:
+    def __init__(self, handler: Any, ip: str, tls: ssl.SSLContext | None) -> None:
         self.handler = handler
+        self.ip = ip
+        self.tls = tls
         self.seen: list[httpx.Request] = []
         self.connections = 0
         self._server: asyncio.Server | None = None
-        self._pending: list[tuple[str, str | None, str]] = []
+        self._sni: dict[int, str | None] = {}
+        if tls is not None:
+            tls.sni_callback = self._record_sni
 
-    async def opener(self, ip: str, port: int, context: Any, server_name: str | None) -> Any:
+    def _record_sni(self, obj: Any, name: str | None, _ctx: Any) -> None:
+        self._sni[id(obj)] = name
+
+    @property
+    def port(self) -> int:
         assert self._server is not None
-        self.connections += 1
-        scheme = "https" if context is not None else "http"
-        self._pending.append((ip, server_name, scheme))  # connections are served in order
-        return await asyncio.open_connection("127.0.0.1", self._server.sockets[0].getsockname()[1])
+        return int(self._server.sockets[0].getsockname()[1])
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        ip, server_name, scheme = self._pending.pop(0)
+        self.connections += 1
+        arrived_on = writer.get_extra_info("sockname")[0]
+        tls = writer.get_extra_info("ssl_object")
+        server_name = self._sni.get(id(tls)) if tls is not None else None
+        scheme = "https" if tls is not None else "http"
         try:
             while True:
                 try:
                     head = await reader.readuntil(b"\r\n\r\n")
-                except asyncio.IncompleteReadError:
+                except (asyncio.IncompleteReadError, ConnectionError):
                     return
                 lines = head.decode("latin-1").split("\r\n")
                 method, target, _version = lines[0].split(" ")
@@ -176,7 +272,7 @@ class Endpoint:
                 body = await reader.readexactly(length)
                 request = httpx.Request(
                     method,
-                    f"{scheme}://{ip}{target}" if ":" not in ip else f"{scheme}://[{ip}]{target}",
+                    f"{scheme}://{arrived_on}{target}",
                     headers=headers,
                     content=body,
                     extensions={"sni_hostname": server_name} if server_name else {},
@@ -193,7 +289,7 @@ class Endpoint:
             writer.close()
 
     async def __aenter__(self) -> Endpoint:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, self.ip, 0, ssl=self.tls)
         return self
 
     async def __aexit__(self, *_: Any) -> None:
@@ -202,12 +298,13 @@ class Endpoint:
 
 
 @pytest.fixture
-async def endpoint() -> AsyncIterator[Any]:
-    """endpoint(handler) -> a started Endpoint, closed after the test."""
+async def endpoint(tmp_path: Path) -> AsyncIterator[Any]:
+    """endpoint(handler, ip=..., tls=TestTLS|None) -> a started Endpoint, closed after."""
     async with contextlib.AsyncExitStack() as stack:
 
-        async def make(handler: Any) -> Endpoint:
-            return await stack.enter_async_context(Endpoint(handler))
+        async def make(handler: Any, *, ip: str = "127.0.0.1", tls: TestTLS | None = None) -> Any:
+            ctx = tls.server_context(tmp_path) if tls is not None else None
+            return await stack.enter_async_context(Endpoint(handler, ip, ctx))
 
         yield make
 

@@ -20,7 +20,7 @@ from thrive_shared.observability import context_from_headers
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
-PUBLIC = "93.184.215.14"
+HOOK_IP = "127.0.0.2"  # stands for a public address: the endpoint listens on it
 
 
 def trace_id_of(traceparent: str | None) -> str | None:
@@ -47,7 +47,11 @@ def test_the_consumed_events_context_is_what_deliveries_keep():
     assert kept.tracestate == "vendor=x"
 
 
-async def test_a_traced_milestones_webhook_and_email_go_out_in_its_trace(smtp, endpoint):
+async def test_a_traced_milestones_webhook_and_email_go_out_in_its_trace(smtp, endpoint, make_tls):
+    tls = make_tls("hooks.example.test")
+    site = await endpoint(lambda request: httpx.Response(200), ip=HOOK_IP, tls=tls)
+    posted = site.seen
+    hooks = f"https://hooks.example.test:{site.port}"
     uow = MemoryUnitOfWork(MemoryStore(clock_now=NOW))
     async with uow() as repo:
         await consume(repo, [(ana_joins(), None)], now=NOW)
@@ -55,10 +59,10 @@ async def test_a_traced_milestones_webhook_and_email_go_out_in_its_trace(smtp, e
             "ana",
             Preferences(
                 channels=frozenset({Channel.IN_APP, Channel.EMAIL, Channel.WEBHOOK}),
-                webhook_url="https://hooks.example.test/ana",
+                webhook_url=f"{hooks}/ana",
             ),
         )
-        await repo.set_team_channel("blue", "https://hooks.example.test/blue")
+        await repo.set_team_channel("blue", f"{hooks}/blue")
         event = make_event(
             MilestoneReached(
                 milestone_id="m1",
@@ -75,14 +79,14 @@ async def test_a_traced_milestones_webhook_and_email_go_out_in_its_trace(smtp, e
         )
         await consume(repo, [(event, TraceContext(TRACEPARENT))], now=NOW)
 
-    site = await endpoint(lambda request: httpx.Response(200))
-    posted = site.seen
-
     async def resolve(host, port):
-        return [ipaddress.ip_address(PUBLIC)]
+        return [ipaddress.ip_address(HOOK_IP)]
 
     webhook = WebhookSender(
-        secret=b"s", policy=EgressPolicy(), resolver=resolve, opener=site.opener
+        secret=b"s",
+        policy=EgressPolicy.from_strings([f"{HOOK_IP}/32"], require_https=True),
+        resolver=resolve,
+        ssl_context=tls.client_context(),
     )
     email = EmailSender(host="127.0.0.1", port=smtp.port, sender="Thrive <t@example.test>")
     report = await deliver_batch(
