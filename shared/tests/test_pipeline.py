@@ -481,3 +481,62 @@ async def test_batch_handler_applies_sets_and_falls_back_to_single_events_on_a_b
     assert sorted(await effects(db)) == sorted(e.id for e in good)
     assert DeadLetter.from_headers(dead[0].headers).error_class == "Reject"
     assert max(batch_sizes) > 1  # the batch handler really got sets of events
+
+
+async def test_a_batch_failing_transiently_is_retried_with_the_batch_read_ahead_of_it(
+    stack: Any, db: asyncpg.Pool, topic_factory: Any
+) -> None:
+    # Under load the consumer decodes the next batch while one is applied: when the applied
+    # one fails (database away), both go back to Kafka, and every effect lands once, in order.
+    topic = await topic_factory(topics.HELP_RECEIVED, partitions=3)
+    dlq = await topic_factory("dlq")
+    events = [thanks(f"p{i % 7}") for i in range(300)]
+    failed: list[int] = []
+    seen: list[int] = []
+
+    async def batch(
+        conn: asyncpg.Connection, items: Sequence[tuple[Envelope[Any], RecordMeta]]
+    ) -> None:
+        seen.append(len(items))
+        await conn.executemany(
+            "INSERT INTO effects (event_id, person, applied_at) VALUES ($1, $2, clock_timestamp())",
+            [(env.id, env.subject) for env, _ in items],
+        )
+        await asyncio.sleep(0.02)  # a batch takes a while: the next one is fetched meanwhile
+        if not failed and any(env.id == events[150].id for env, _ in items):
+            failed.append(len(seen))
+            raise ConnectionError("connection to the database lost")
+
+    publisher = Publisher(stack.kafka_bootstrap, client_id="test-dlq")
+    await publisher.start()
+    consumer = EventConsumer(
+        service="test",
+        name="effects",
+        group_id=f"test-{uuid.uuid4().hex[:8]}",
+        topics=[topic],
+        handler=record_effect,
+        batch_handler=batch,
+        pool=db,
+        dead_letters=DeadLetters(publisher, service="test", topic=dlq),
+        max_records=20,
+        retry_backoff=0.05,
+    )
+    broker = make_broker(stack.kafka_bootstrap, client_id="test-consumer")
+    consumer.register(broker)
+    await produce(stack.kafka_bootstrap, topic, [(e.subject, e.to_json()) for e in events])
+    await broker.start()
+    try:
+
+        async def all_applied() -> bool:
+            return len(await effects(db)) >= len(events)
+
+        await wait_for(all_applied, timeout=60, message="every event applied after the failure")
+    finally:
+        await broker.stop()
+        await publisher.stop()
+    assert failed, "the failure happened"
+    rows = await db.fetch("SELECT event_id, person FROM effects ORDER BY applied_at")
+    assert sorted(r["event_id"] for r in rows) == sorted(e.id for e in events)  # once each
+    for person in {e.subject for e in events}:  # in order per key (per partition)
+        applied = [r["event_id"] for r in rows if r["person"] == person]
+        assert applied == [e.id for e in events if e.subject == person]

@@ -6,19 +6,27 @@ Offsets are committed only after that transaction commits (faststream's NACK_ON_
 ack after the handler returns, rewind the batch if it raises). Records that cannot be
 applied — undecodable, invalid, rejected, or failing every attempt — go to the DLQ with
 the reason, and the rest of the partition goes on.
+
+Under load the consumer works on two batches at once: while one batch's transaction runs in
+Postgres, the records already fetched are decoded and validated (the next batch), and a
+batch's offsets are committed while the next one is applied. Batches are still applied one
+after the other, each committed to Postgres before its offsets are committed to Kafka.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from itertools import chain
 from typing import Any, Literal, TypeAlias
 
 import asyncpg
-from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
@@ -28,6 +36,7 @@ from thrive_shared.contracts import Envelope, InvalidEvent, parse_for_topic
 from thrive_shared.contracts.envelope import Tombstone
 from thrive_shared.kafka.dlq import DeadLetters, Failure
 from thrive_shared.observability import context_from_headers, inject_headers, metrics
+from thrive_shared.observability.tracing import exporting
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("thrive.kafka")
@@ -144,10 +153,38 @@ def _span_headers(span: trace.Span) -> dict[str, str]:
     return inject_headers(context=trace.set_span_in_context(span))
 
 
+def _traced(meta: RecordMeta) -> bool:
+    """Whether an event gets a span of its own.
+
+    Yes when spans are exported, or when its producer sent a trace context (even a
+    non-recording span passes that on in `trace_headers`). Otherwise its span would be the
+    invalid one, carrying nothing: the event goes without, saving a span and a header
+    extraction per event.
+    """
+    return "traceparent" in meta.headers or exporting()
+
+
+# Records decoded between two looks at the batch being applied (see EventConsumer._read).
+_READ_SLICE = 200
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Records fetched together, decoded and validated, ready to apply."""
+
+    records: Sequence[Record]
+    events: list[tuple[Record, Envelope[Any], RecordMeta]]
+    failures: list[Failure]
+    # Per partition: the first offset of the batch, and the offset after its last record.
+    first: dict[TopicPartition, int]
+    after: dict[TopicPartition, int]
+    read_seconds: float
+
+
 class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
     """Commit what was applied on partitions being taken away, before another member gets them.
 
-    A rebalance can fail the ack's commit mid-batch (CommitFailedError, aiokafka#929);
+    A rebalance can fail a batch's offset commit (CommitFailedError, aiokafka#929);
     committing per partition here narrows redelivery, and the inbox absorbs the rest.
     """
 
@@ -155,6 +192,10 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         self.owner = owner
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
+        applying = self.owner._applying
+        if applying is not None and not applying.done():
+            # Let the batch being applied commit, so its offsets go with the partitions.
+            await asyncio.wait({applying}, timeout=_REVOKE_WAIT_S)
         done = self.owner._applied_offsets
         offsets = {tp: done[tp] for tp in revoked if tp in done}
         consumer = getattr(self.owner._subscriber, "consumer", None)
@@ -170,6 +211,9 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         return None
+
+
+_REVOKE_WAIT_S = 10.0
 
 
 class EventConsumer:
@@ -212,6 +256,8 @@ class EventConsumer:
         self.batches = 0
         self._subscriber: Any = None
         self._applied_offsets: dict[TopicPartition, int] = {}
+        # The batch whose transaction is under way (the rebalance listener waits for it).
+        self._applying: asyncio.Future[None] | None = None
 
     def register(self, broker: KafkaBroker) -> Any:
         """Attach a batch subscriber for this consumer to `broker`."""
@@ -228,43 +274,36 @@ class EventConsumer:
             auto_offset_reset=self.auto_offset_reset,
             max_records=self.max_records,
             batch_timeout_ms=self.batch_timeout_ms,
-            ack_policy=AckPolicy.NACK_ON_ERROR,
+            # Offsets are ours to commit (see _consume): each batch's, once its transaction
+            # committed; on failure the partitions are rewound to the first record not applied.
+            ack_policy=AckPolicy.MANUAL,
             decoder=raw,
             listener=_CommitOnRevoke(self),
             title=f"{self.service}.{self.name}",
         )
         self._subscriber = subscriber
 
-        async def on_batch(records: Any, message: KafkaMessage) -> None:
-            recs: tuple[Record, ...] = message.raw_message
-            await self.process_batch(recs)
-            self._record_lag(message, recs)
-
         # faststream reads the handler's signature; `message` is its Context name.
         from faststream import Context
 
         async def handler(records: Any, message: KafkaMessage = Context("message")) -> None:  # noqa: B008
-            await on_batch(records, message)
+            consumer = getattr(message, "consumer", None)
+            kafka = consumer if isinstance(consumer, AIOKafkaConsumer) else None
+            await self._consume(message.raw_message, kafka)
 
         subscriber(handler)
         return subscriber
 
-    def _record_lag(self, message: KafkaMessage, recs: Sequence[Record]) -> None:
-        consumer = getattr(message, "consumer", None)
-        if consumer is None or not hasattr(consumer, "highwater"):
-            return
-        last: dict[tuple[str, int], int] = {}
-        for r in recs:
-            last[(r.topic, r.partition)] = max(last.get((r.topic, r.partition), -1), r.offset)
-        for (topic, partition), offset in last.items():
+    def _record_lag(self, kafka: AIOKafkaConsumer, batch: _Batch) -> None:
+        for tp, after in batch.after.items():
             try:
-                high = consumer.highwater(TopicPartition(topic, partition))
+                high = kafka.highwater(tp)
             except Exception:  # assignment may have just changed
-                log.debug("no highwater for %s[%s]", topic, partition)
+                log.debug("no highwater for %s[%s]", tp.topic, tp.partition)
                 continue
             if high is not None:
-                metrics.CONSUMER_LAG.labels(self.service, topic, str(partition)).set(
-                    max(0, high - offset - 1)
+                metrics.CONSUMER_LAG.labels(self.service, tp.topic, str(tp.partition)).set(
+                    max(0, high - after)
                 )
 
     async def process_batch(self, records: Sequence[Record]) -> None:
@@ -272,14 +311,117 @@ class EventConsumer:
 
         Raises on transient trouble (database away): the caller rewinds and retries the batch.
         """
+        if records:
+            await self._apply(await self._read(records))
+
+    async def _consume(self, records: Sequence[Record], kafka: AIOKafkaConsumer | None) -> None:
+        """Apply a polled batch, then whatever was fetched while it was being applied.
+
+        Two batches at a time: while one batch's transaction runs (Postgres on the other
+        core), the records fetched meanwhile are decoded and validated; a batch's offsets
+        are committed while the next batch is applied. Batches are applied in order, and a
+        batch's offsets are committed only after its transaction (and in order). Returns
+        once nothing more was fetched and every applied batch's offsets are committed.
+        """
         if not records:
             return
+        batch = await self._read(records)
+        committing: asyncio.Task[None] | None = None
+        try:
+            while True:
+                applying = asyncio.ensure_future(self._apply(batch))
+                self._applying = applying
+                ahead: _Batch | None = None
+                try:
+                    if kafka is not None:
+                        ahead = await self._read_ahead(kafka)
+                    await applying
+                except BaseException:
+                    applying.cancel()  # still running only if we are being cancelled
+                    if kafka is not None:
+                        self._rewind(kafka, batch, ahead)
+                    raise
+                finally:
+                    self._applying = None
+                if kafka is not None:
+                    self._record_lag(kafka, batch)
+                    if committing is not None:
+                        await committing  # offsets are committed in order
+                    committing = asyncio.create_task(self._commit(kafka, batch))
+                if ahead is None:
+                    return
+                batch = ahead
+        finally:
+            if committing is not None:
+                await committing
+
+    async def _read_ahead(self, kafka: AIOKafkaConsumer) -> _Batch | None:
+        """The records already fetched (no waiting), decoded: the next batch, or None."""
+        if not getattr(self._subscriber, "running", True):
+            return None  # stopping: finish the batch under way, read nothing more
+        await asyncio.sleep(0)  # the applying batch's first statement goes out first
+        try:
+            fetched = await kafka.getmany(timeout_ms=0, max_records=self.max_records)
+        except Exception:  # the consume loop's next poll meets (and reports) it again
+            log.debug("read-ahead poll failed", exc_info=True)
+            return None
+        records = tuple(chain.from_iterable(fetched.values()))
+        if not records:
+            return None
+        return await self._read(records, slice_size=_READ_SLICE)
+
+    def _rewind(self, kafka: AIOKafkaConsumer, *batches: _Batch | None) -> None:
+        """Seek every partition of `batches` back to its first record not applied."""
+        first: dict[TopicPartition, int] = {}
+        for batch in batches:
+            if batch is not None:
+                for tp, offset in batch.first.items():
+                    first[tp] = min(offset, first.get(tp, offset))
+        assigned = kafka.assignment()
+        for tp, offset in first.items():
+            if tp in assigned:  # a partition taken away is the new owner's to redeliver
+                kafka.seek(tp, offset)
+
+    async def _commit(self, kafka: AIOKafkaConsumer, batch: _Batch) -> None:
+        """Commit the offsets of an applied batch (on the partitions still ours)."""
+        assigned = kafka.assignment()
+        offsets = {tp: after for tp, after in batch.after.items() if tp in assigned}
+        if not offsets:
+            return
+        try:
+            await kafka.commit(offsets)
+        except Exception as exc:  # e.g. a rebalance under way; the inbox absorbs redelivery
+            log.warning(
+                "offset commit failed; these events may be redelivered and deduplicated",
+                extra={"err": str(exc), "group": self.group_id},
+            )
+
+    async def _read(self, records: Sequence[Record], *, slice_size: int = 0) -> _Batch:
+        """Decode and validate a batch's records (`slice_size` at a time, letting others run).
+
+        Undecodable or invalid records become failures (for the DLQ), tombstones are skipped.
+        """
         started = time.perf_counter()
+        events: list[tuple[Record, Envelope[Any], RecordMeta]] = []
         failures: list[Failure] = []
-        events: list[tuple[Record, Envelope[Any]]] = []
-        for rec in records:
+        first: dict[TopicPartition, int] = {}
+        after: dict[TopicPartition, int] = {}
+        last: tuple[str, int] | None = None
+        tp = TopicPartition("", -1)
+        for i, rec in enumerate(records):
+            if slice_size and i and not i % slice_size:
+                # The batch being applied continues when its statement returns.
+                started -= time.perf_counter()
+                await asyncio.sleep(0)
+                started += time.perf_counter()
+            if (rec.topic, rec.partition) != last:
+                last = (rec.topic, rec.partition)
+                tp = TopicPartition(rec.topic, rec.partition)
+                first.setdefault(tp, rec.offset)
+            if rec.offset >= after.get(tp, 0):
+                after[tp] = rec.offset + 1
             try:
-                events.append((rec, parse_for_topic(rec.topic, rec.value)))
+                events.append((rec, parse_for_topic(rec.topic, rec.value), _meta(rec)))
             except Tombstone:
                 # Compaction markers on directory.person.v1: nothing to apply, nothing wrong.
                 metrics.EVENTS_CONSUMED.labels(
@@ -290,12 +432,21 @@ class EventConsumer:
                 metrics.EVENTS_CONSUMED.labels(
                     self.service, rec.topic, "unknown", "dead_lettered"
                 ).inc()
+        return _Batch(records, events, failures, first, after, time.perf_counter() - started)
+
+    async def _apply(self, batch: _Batch) -> None:
+        """Apply a decoded batch; return once its effects are committed and failures sent.
+
+        Raises on transient trouble (database away), after a pause: the batch is retried.
+        """
+        started = time.perf_counter()
+        failures = list(batch.failures)
         applied: list[tuple[Envelope[Any], RecordMeta]] = []
-        if events:
+        if batch.events:
             try:
-                applied = await self._fast_path(events)
+                applied = await self._fast_path(batch.events)
             except _SlowPath:
-                applied, slow_failures = await self._slow_path(events)
+                applied, slow_failures = await self._slow_path(batch.events)
                 failures.extend(slow_failures)
             except _RETRY_BATCH:
                 log.warning("database unavailable; batch will be retried", exc_info=True)
@@ -305,11 +456,12 @@ class EventConsumer:
         # the inbox absorbs the applied events, and failures are dead-lettered again.
         await self.dead_letters.send(failures, consumer=self.group_id)
         self.batches += 1
-        for rec in records:
-            tp = TopicPartition(rec.topic, rec.partition)
-            self._applied_offsets[tp] = max(self._applied_offsets.get(tp, 0), rec.offset + 1)
-        elapsed = time.perf_counter() - started
-        for topic in {r.topic for r in records}:
+        done = self._applied_offsets
+        for tp, after in batch.after.items():
+            if after > done.get(tp, 0):
+                done[tp] = after
+        elapsed = time.perf_counter() - started + batch.read_seconds
+        for topic in {tp.topic for tp in batch.after}:
             metrics.HANDLER_DURATION.labels(self.service, topic).observe(elapsed)
         if applied and self.after_commit is not None:
             try:
@@ -318,39 +470,49 @@ class EventConsumer:
                 log.exception("after-commit hook failed")
 
     async def _claim(
-        self, conn: asyncpg.Connection, events: Sequence[tuple[Record, Envelope[Any]]]
+        self, conn: asyncpg.Connection, events: Sequence[tuple[Record, Envelope[Any], RecordMeta]]
     ) -> set[tuple[str, str]]:
-        return await claim_inbox(conn, self.name, [(r.topic, e) for r, e in events])
+        return await claim_inbox(conn, self.name, [(r.topic, e) for r, e, _ in events])
+
+    def _count(self, outcomes: Counter[tuple[str, str, str]]) -> None:
+        for (topic, etype, outcome), n in outcomes.items():
+            metrics.EVENTS_CONSUMED.labels(self.service, topic, etype, outcome).inc(n)
 
     async def _fast_path(
-        self, events: Sequence[tuple[Record, Envelope[Any]]]
+        self, events: Sequence[tuple[Record, Envelope[Any], RecordMeta]]
     ) -> list[tuple[Envelope[Any], RecordMeta]]:
         applied: list[tuple[Envelope[Any], RecordMeta]] = []
-        outcomes: list[tuple[str, str, str]] = []
+        outcomes: Counter[tuple[str, str, str]] = Counter()
         async with self.pool.acquire() as conn, conn.transaction():
             fresh = await self._claim(conn, events)
             if self.batch_handler is not None:
                 return await self._apply_batch(conn, events, fresh)
-            for rec, env in events:
+            for rec, env, meta in events:
                 key = (env.source, env.id)
                 if key not in fresh:
-                    outcomes.append((rec.topic, env.type, "duplicate"))
+                    outcomes[(rec.topic, env.type, "duplicate")] += 1
                     continue
                 fresh.discard(key)  # a second copy in the same batch is a duplicate too
-                with tracer.start_as_current_span(
-                    f"{rec.topic} process",
-                    context=context_from_headers(rec.headers),
-                    kind=trace.SpanKind.CONSUMER,
-                    attributes={
-                        "messaging.system": "kafka",
-                        "messaging.destination.name": rec.topic,
-                        "messaging.kafka.partition": rec.partition,
-                        "messaging.kafka.offset": rec.offset,
-                        "messaging.message.id": env.id,
-                        "thrive.consumer": self.name,
-                    },
-                ) as span:
-                    meta = _meta(rec, span)
+                span_scope = (
+                    tracer.start_as_current_span(
+                        f"{rec.topic} process",
+                        context=context_from_headers(meta.headers),
+                        kind=trace.SpanKind.CONSUMER,
+                        attributes={
+                            "messaging.system": "kafka",
+                            "messaging.destination.name": rec.topic,
+                            "messaging.kafka.partition": rec.partition,
+                            "messaging.kafka.offset": rec.offset,
+                            "messaging.message.id": env.id,
+                            "thrive.consumer": self.name,
+                        },
+                    )
+                    if _traced(meta)
+                    else contextlib.nullcontext(None)
+                )
+                with span_scope as span:
+                    if span is not None:
+                        meta = replace(meta, trace_headers=_span_headers(span))
                     try:
                         await self.handler(conn, env, meta)
                     except TRANSIENT_ERRORS:
@@ -359,51 +521,52 @@ class EventConsumer:
                         _raise_if_transient(exc)
                         raise _SlowPath from exc
                 applied.append((env, meta))
-                outcomes.append((rec.topic, env.type, "ok"))
-        for topic, etype, outcome in outcomes:
-            metrics.EVENTS_CONSUMED.labels(self.service, topic, etype, outcome).inc()
+                outcomes[(rec.topic, env.type, "ok")] += 1
+        self._count(outcomes)
         return applied
 
     async def _apply_batch(
         self,
         conn: asyncpg.Connection,
-        events: Sequence[tuple[Record, Envelope[Any]]],
+        events: Sequence[tuple[Record, Envelope[Any], RecordMeta]],
         fresh: set[tuple[str, str]],
     ) -> list[tuple[Envelope[Any], RecordMeta]]:
         """Hand every new event to the batch handler at once (set-based SQL in one go)."""
         assert self.batch_handler is not None
         todo: list[tuple[Envelope[Any], RecordMeta]] = []
-        outcomes: list[tuple[str, str, str]] = []
+        outcomes: Counter[tuple[str, str, str]] = Counter()
         spans: list[trace.Span] = []
-        for rec, env in events:
+        for rec, env, meta in events:
             key = (env.source, env.id)
             if key not in fresh:
-                outcomes.append((rec.topic, env.type, "duplicate"))
+                outcomes[(rec.topic, env.type, "duplicate")] += 1
                 continue
             fresh.discard(key)
-            outcomes.append((rec.topic, env.type, "ok"))
-            # Each event keeps its own trace: a CONSUMER span under the producer's context,
-            # spanning the batch that applied it.
-            span = tracer.start_span(
-                f"{rec.topic} process",
-                context=context_from_headers(rec.headers),
-                kind=trace.SpanKind.CONSUMER,
-                attributes={
-                    "messaging.system": "kafka",
-                    "messaging.destination.name": rec.topic,
-                    "messaging.message.id": env.id,
-                    "messaging.batch.message_count": len(events),
-                    "thrive.consumer": self.name,
-                },
-            )
-            spans.append(span)
-            todo.append((env, _meta(rec, span)))
+            outcomes[(rec.topic, env.type, "ok")] += 1
+            if _traced(meta):
+                # Each event keeps its own trace: a CONSUMER span under the producer's
+                # context, spanning the batch that applied it.
+                span = tracer.start_span(
+                    f"{rec.topic} process",
+                    context=context_from_headers(meta.headers),
+                    kind=trace.SpanKind.CONSUMER,
+                    attributes={
+                        "messaging.system": "kafka",
+                        "messaging.destination.name": rec.topic,
+                        "messaging.message.id": env.id,
+                        "messaging.batch.message_count": len(events),
+                        "thrive.consumer": self.name,
+                    },
+                )
+                spans.append(span)
+                meta = replace(meta, trace_headers=_span_headers(span))
+            todo.append((env, meta))
         if todo:
             # With one event, its span is current (its SQL joins its trace); with several,
             # a batch span links them all.
             current = (
                 spans[0]
-                if len(spans) == 1
+                if len(spans) == 1 and len(todo) == 1
                 else tracer.start_span(
                     f"{self.name} process batch",
                     kind=trace.SpanKind.INTERNAL,
@@ -424,19 +587,18 @@ class EventConsumer:
                     current.end()
                 for sp in spans:
                     sp.end()
-        for topic, etype, outcome in outcomes:
-            metrics.EVENTS_CONSUMED.labels(self.service, topic, etype, outcome).inc()
+        self._count(outcomes)
         return todo
 
     async def _slow_path(
-        self, events: Sequence[tuple[Record, Envelope[Any]]]
+        self, events: Sequence[tuple[Record, Envelope[Any], RecordMeta]]
     ) -> tuple[list[tuple[Envelope[Any], RecordMeta]], list[Failure]]:
         applied: list[tuple[Envelope[Any], RecordMeta]] = []
         failures: list[Failure] = []
-        outcomes: list[tuple[str, str, str]] = []
+        outcomes: Counter[tuple[str, str, str]] = Counter()
         async with self.pool.acquire() as conn, conn.transaction():
-            for rec, env in events:
-                meta = _meta(rec)  # with this attempt's span below, once the event is claimed
+            for rec, env, read in events:
+                meta = read  # with this attempt's span below, once the event is claimed
                 attempts = 0
                 while True:
                     attempts += 1
@@ -446,27 +608,27 @@ class EventConsumer:
                                 _CLAIM_ONE, self.name, env.source, env.id, rec.topic
                             )
                             if not claimed:
-                                outcomes.append((rec.topic, env.type, "duplicate"))
+                                outcomes[(rec.topic, env.type, "duplicate")] += 1
                                 break
                             with tracer.start_as_current_span(
                                 f"{rec.topic} process",
-                                context=context_from_headers(rec.headers),
+                                context=context_from_headers(read.headers),
                                 kind=trace.SpanKind.CONSUMER,
                                 attributes={
                                     "messaging.message.id": env.id,
                                     "thrive.retry": attempts,
                                 },
                             ) as span:
-                                meta = _meta(rec, span)
+                                meta = replace(read, trace_headers=_span_headers(span))
                                 await self.handler(conn, env, meta)
                         applied.append((env, meta))
-                        outcomes.append((rec.topic, env.type, "ok"))
+                        outcomes[(rec.topic, env.type, "ok")] += 1
                         break
                     except TRANSIENT_ERRORS:
                         raise
                     except Reject as exc:
                         failures.append(Failure(rec, "Reject", exc.reason, attempts))
-                        outcomes.append((rec.topic, env.type, "dead_lettered"))
+                        outcomes[(rec.topic, env.type, "dead_lettered")] += 1
                         break
                     except Exception as exc:
                         _raise_if_transient(exc)
@@ -478,8 +640,7 @@ class EventConsumer:
                             failures.append(
                                 Failure(rec, type(exc).__name__, str(exc) or repr(exc), attempts)
                             )
-                            outcomes.append((rec.topic, env.type, "dead_lettered"))
+                            outcomes[(rec.topic, env.type, "dead_lettered")] += 1
                             break
-        for topic, etype, outcome in outcomes:
-            metrics.EVENTS_CONSUMED.labels(self.service, topic, etype, outcome).inc()
+        self._count(outcomes)
         return applied, failures
