@@ -238,6 +238,7 @@ class SqlRepository:
     GET_OFFER = "SELECT * FROM offers WHERE id = $1"
     FIND_OFFER = "SELECT * FROM offers WHERE origin = $1 AND external_id = $2"
 
+    # Batches travel as one array of row values (types of migration 0003), a tuple per row.
     # Themes travel joined by a comma: the Theme type allows no comma inside a theme.
     INSERT_THANKS = """
         INSERT INTO thanks (id, giver, helper, giver_team, helper_team, message, themes,
@@ -246,11 +247,7 @@ class SqlRepository:
         SELECT id, giver, helper, giver_team, helper_team, message,
                string_to_array(themes, ','), ask_id, offer_id, visibility, discounted,
                origin, external_id, given_at
-        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                    $7::text[], $8::text[], $9::text[], $10::text[], $11::boolean[],
-                    $12::text[], $13::text[], $14::timestamptz[])
-             AS t(id, giver, helper, giver_team, helper_team, message, themes, ask_id,
-                  offer_id, visibility, discounted, origin, external_id, given_at)
+        FROM unnest($1::thanks_row[])
         ON CONFLICT DO NOTHING
         RETURNING id
     """
@@ -270,7 +267,7 @@ class SqlRepository:
     """
     PAIR_COUNTS = """
         SELECT count(t.id) AS n
-        FROM unnest($1::text[], $2::text[], $3::timestamptz[]) WITH ORDINALITY AS u(g, h, s, i)
+        FROM unnest($1::pair_since[]) WITH ORDINALITY AS u(g, h, s, i)
         LEFT JOIN thanks t ON t.giver = u.g AND t.helper = u.h AND t.given_at >= u.s
         GROUP BY u.i
         ORDER BY u.i
@@ -320,19 +317,19 @@ class SqlRepository:
     APPLY_FACTS = """
         WITH hp AS (
             INSERT INTO helped_people (helper, giver)
-            SELECT * FROM unnest($1::text[], $2::text[])
+            SELECT * FROM unnest($1::person_text[])
             ON CONFLICT DO NOTHING RETURNING helper
         ), ht AS (
             INSERT INTO helped_teams (helper, team)
-            SELECT * FROM unnest($3::text[], $4::text[])
+            SELECT * FROM unnest($2::person_text[])
             ON CONFLICT DO NOTHING RETURNING helper
         ), hw AS (
             INSERT INTO help_weeks (person, week)
-            SELECT * FROM unnest($5::text[], $6::date[])
+            SELECT * FROM unnest($3::person_week[])
             ON CONFLICT DO NOTHING RETURNING person, week
         ), tp AS (
             INSERT INTO theme_progress AS tp (person, theme, count)
-            SELECT * FROM unnest($7::text[], $8::text[], $9::int[])
+            SELECT * FROM unnest($4::person_theme_count[])
             ON CONFLICT (person, theme) DO UPDATE SET count = tp.count + EXCLUDED.count
             RETURNING person, theme, count
         ),
@@ -362,8 +359,7 @@ class SqlRepository:
         INSERT INTO progress AS p (person, thanks_received, thanks_given, asks, offers,
                                    people_helped, teams_helped, streak_weeks, longest_streak,
                                    last_help_week)
-        SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::int[], $5::int[],
-                             $6::int[], $7::int[], $8::int[], $9::int[], $10::date[])
+        SELECT * FROM unnest($1::progress_row[])
         ON CONFLICT (person) DO UPDATE SET
             thanks_received = p.thanks_received + EXCLUDED.thanks_received,
             thanks_given = p.thanks_given + EXCLUDED.thanks_given,
@@ -376,7 +372,9 @@ class SqlRepository:
             longest_streak = greatest(p.longest_streak, EXCLUDED.longest_streak),
             last_help_week = coalesce(EXCLUDED.last_help_week, p.last_help_week),
             updated_at = now()
-        RETURNING p.*
+        RETURNING p.person, p.thanks_received, p.thanks_given, p.asks, p.offers,
+                  p.people_helped, p.teams_helped, p.streak_weeks, p.longest_streak,
+                  p.last_help_week
     """
     GET_COUNTS = "SELECT * FROM progress WHERE person = ANY($1::text[])"
     INSERT_MILESTONES = """
@@ -384,9 +382,7 @@ class SqlRepository:
                                 reached_at)
         SELECT id, person, team, rule_id, scope, level, size, title,
                CASE WHEN themed THEN ARRAY[scope] ELSE '{}'::text[] END, reached_at
-        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[],
-                    $7::text[], $8::text[], $9::boolean[], $10::timestamptz[])
-             AS m(id, person, team, rule_id, scope, level, size, title, themed, reached_at)
+        FROM unnest($1::milestone_row[])
         ON CONFLICT DO NOTHING
         RETURNING id
     """
@@ -510,23 +506,27 @@ class SqlRepository:
     async def add_thanks(self, thanks: Sequence[Thanks]) -> set[str]:
         if not thanks:
             return set()
-        ts = thanks
         rows = await self.conn.fetch(
             self.INSERT_THANKS,
-            [t.id for t in ts],
-            [t.giver for t in ts],
-            [t.helper for t in ts],
-            [t.giver_team for t in ts],
-            [t.helper_team for t in ts],
-            [t.message for t in ts],
-            [_join_themes(t.themes) for t in ts],
-            [t.ask_id for t in ts],
-            [t.offer_id for t in ts],
-            [str(t.visibility) for t in ts],
-            [t.discounted for t in ts],
-            [t.origin for t in ts],
-            [t.external_id for t in ts],
-            [t.given_at for t in ts],
+            [
+                (
+                    t.id,
+                    t.giver,
+                    t.helper,
+                    t.giver_team,
+                    t.helper_team,
+                    t.message,
+                    _join_themes(t.themes),
+                    t.ask_id,
+                    t.offer_id,
+                    str(t.visibility),
+                    t.discounted,
+                    t.origin,
+                    t.external_id,
+                    t.given_at,
+                )
+                for t in thanks
+            ],
         )
         return {r["id"] for r in rows}
 
@@ -563,12 +563,7 @@ class SqlRepository:
     async def pair_counts(self, pairs: Sequence[tuple[str, str, datetime]]) -> list[int]:
         if not pairs:
             return []
-        rows = await self.conn.fetch(
-            self.PAIR_COUNTS,
-            [g for g, _, _ in pairs],
-            [h for _, h, _ in pairs],
-            [s for _, _, s in pairs],
-        )
+        rows = await self.conn.fetch(self.PAIR_COUNTS, list(pairs))
         return [int(r["n"]) for r in rows]
 
     async def ring_edges(self, *, start: str, since: datetime, depth: int) -> dict[str, set[str]]:
@@ -610,18 +605,7 @@ class SqlRepository:
         incs = [(p, t, n) for p, d in deltas.items() for t, n in d.themes.items()]
         facts: dict[str, Row] = {}
         if pairs or teams or weeks or incs:  # asks and offers only touch counters
-            rows = await self.conn.fetch(
-                self.APPLY_FACTS,
-                [p for p, _ in pairs],
-                [g for _, g in pairs],
-                [p for p, _ in teams],
-                [t for _, t in teams],
-                [p for p, _ in weeks],
-                [w for _, w in weeks],
-                [p for p, _, _ in incs],
-                [t for _, t, _ in incs],
-                [n for _, _, n in incs],
-            )
+            rows = await self.conn.fetch(self.APPLY_FACTS, pairs, teams, weeks, incs)
             facts = {r["person"]: r for r in rows}
         people = sorted(deltas)  # row locks in one order whoever else writes progress
         new_people: list[int] = []
@@ -653,16 +637,15 @@ class SqlRepository:
             streak.append(run_length(all_weeks, last))
             longest.append(max(f["longest_streak"] or 0, *person_runs))
             latest.append(last)
-        counters = progress_rules.COUNTERS
+        counters = [deltas[p].counters for p in people]
         rows = await self.conn.fetch(
             self.UPSERT_PROGRESS,
-            people,
-            *([deltas[p].counters[name] for p in people] for name in counters),
-            new_people,
-            new_teams,
-            streak,
-            longest,
-            latest,
+            [
+                (p, c["thanks_received"], c["thanks_given"], c["asks"], c["offers"], *rest)
+                for p, c, *rest in zip(
+                    people, counters, new_people, new_teams, streak, longest, latest, strict=True
+                )
+            ],
         )
         out: dict[str, Progress] = {}
         for r in rows:
@@ -687,22 +670,26 @@ class SqlRepository:
     async def add_milestones(self, milestones: Sequence[Milestone]) -> list[Milestone]:
         if not milestones:
             return []
-        ms = milestones
         rows = await self.conn.fetch(
             self.INSERT_MILESTONES,
-            [m.id for m in ms],
-            [m.person for m in ms],
-            [m.team for m in ms],
-            [m.rule_id for m in ms],
-            [m.scope for m in ms],
-            [m.level for m in ms],
-            [str(m.size) for m in ms],
-            [m.title for m in ms],
-            [bool(m.themes) for m in ms],
-            [m.reached_at for m in ms],
+            [
+                (
+                    m.id,
+                    m.person,
+                    m.team,
+                    m.rule_id,
+                    m.scope,
+                    m.level,
+                    str(m.size),
+                    m.title,
+                    bool(m.themes),
+                    m.reached_at,
+                )
+                for m in milestones
+            ],
         )
         new = {r["id"] for r in rows}
-        return [m for m in ms if m.id in new]
+        return [m for m in milestones if m.id in new]
 
     async def person_milestones(self, person: str) -> list[Milestone]:
         return [_milestone(r) for r in await self.conn.fetch(self.PERSON_MILESTONES, person)]

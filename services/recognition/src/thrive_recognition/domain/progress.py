@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import date
 
 from thrive_recognition.domain.model import Counts, Progress, ProgressUpdate
@@ -11,20 +10,33 @@ from thrive_recognition.domain.model import Counts, Progress, ProgressUpdate
 COUNTERS = ("thanks_received", "thanks_given", "asks", "offers")
 
 
-def _zero_counters() -> dict[str, int]:
-    return {"thanks_received": 0, "thanks_given": 0, "asks": 0, "offers": 0}
-
-
-@dataclass(slots=True)
 class PersonDelta:
     """Everything a batch of acts adds to one person."""
 
-    person: str
-    counters: dict[str, int] = field(default_factory=_zero_counters)
-    helped_people: dict[str, None] = field(default_factory=dict)  # ordered set
-    helped_teams: dict[str, None] = field(default_factory=dict)
-    weeks: dict[date, None] = field(default_factory=dict)
-    themes: dict[str, int] = field(default_factory=dict)
+    # A plain slotted class: a dataclass's default factories cost more than the fold itself
+    # (one delta per person per batch, thousands per batch).
+    __slots__ = ("counters", "helped_people", "helped_teams", "person", "themes", "weeks")
+
+    def __init__(self, person: str) -> None:
+        self.person = person
+        self.counters: dict[str, int] = {
+            "thanks_received": 0,
+            "thanks_given": 0,
+            "asks": 0,
+            "offers": 0,
+        }
+        self.helped_people: dict[str, None] = {}  # ordered set
+        self.helped_teams: dict[str, None] = {}
+        self.weeks: dict[date, None] = {}
+        self.themes: dict[str, int] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"PersonDelta(person={self.person!r}, counters={self.counters!r}, "
+            f"helped_people={list(self.helped_people)!r}, "
+            f"helped_teams={list(self.helped_teams)!r}, weeks={list(self.weeks)!r}, "
+            f"themes={self.themes!r})"
+        )
 
 
 def fold(updates: Iterable[ProgressUpdate]) -> dict[str, PersonDelta]:

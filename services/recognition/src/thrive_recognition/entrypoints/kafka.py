@@ -99,7 +99,10 @@ class RecognitionConsumers:
 
     async def after_commit(self, applied: Sequence[tuple[Envelope[Any], RecordMeta]]) -> None:
         """Count milestones once their transaction is committed."""
+        pending = self._pending
         for env, _ in applied:
-            published = self._pending.pop((env.source, env.id), None)
+            if not pending:
+                break  # a batch's outputs wait under its first event: usually done at once
+            published = pending.pop((env.source, env.id), None)
             if published:
                 count_milestones(published)
