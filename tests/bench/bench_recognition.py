@@ -127,6 +127,7 @@ def _service_process(ctx: BenchContext, url: str, suffix: str, port: int) -> Ite
             "THRIVE_RECOGNITION_EXPIRY_SWEEP_SECONDS": "3600",
         }
     )
+    ctx.results_dir.mkdir(parents=True, exist_ok=True)  # a fresh checkout has none yet
     log = open(ctx.results_dir / "recognition-bench.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "thrive_recognition", "serve"],
