@@ -437,7 +437,21 @@ def test_kafka_acls_keep_the_canonical_topics_trusted() -> None:
         assert writers[topic] == {"thrive-recognition"}, topic
     assert writers[topics.INGEST_HELP] == {"thrive-ingest-producer"}
     assert writers[topics.LEADERBOARD_CHANGED] == {"thrive-leaderboard"}
-    assert writers[topics.CELEBRATION_DELIVERED] == {"thrive-notifier"}
+    assert writers[topics.CELEBRATION_DELIVERED_V2] == {"thrive-notifier"}
+    # One CelebrationDelivered per celebration: the notifier writes it, the gateway alone reads
+    # it; v1 (one record per recipient) is retired, so no user holds an ACL on it.
+    readers = {
+        name
+        for name, user in users.items()
+        for kind, resource, _, ops in _acls(user)
+        if kind == "topic" and resource == topics.CELEBRATION_DELIVERED_V2 and "Read" in ops
+    }
+    assert readers == {"thrive-gateway"}
+    assert all(
+        resource != topics.CELEBRATION_DELIVERED
+        for user in users.values()
+        for _, resource, _, _ in _acls(user)
+    )
     external = {"thrive-ingest-producer", "hr-directory-producer"}
     for name in external:
         assert {r for k, r, _, ops in _acls(users[name]) if "Write" in ops} <= {

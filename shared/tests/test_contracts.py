@@ -388,13 +388,14 @@ def test_themes_that_cannot_be_a_tag_are_rejected(theme: str) -> None:
         (
             CelebrationDelivered(
                 delivery_id="d",
-                recipient="cy",
-                channel=Channel.EMAIL,
+                recipients=["cy", "dee"],
+                teams=["platform", None],
+                channel=Channel.IN_APP,
                 about="evt",
                 kind="milestone",
                 delivered_at=AT,
             ),
-            "cy",
+            "evt",
         ),
         (
             LeaderboardChanged(

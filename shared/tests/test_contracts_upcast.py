@@ -161,3 +161,87 @@ def test_one_step_per_type_and_version() -> None:
 def test_the_same_type_cannot_be_declared_twice_on_a_topic() -> None:
     with pytest.raises(ValueError, match="declared twice"):
         build_types_by_topic([ToyNoted, ToyNoted])
+
+
+# --- thrive.celebration.delivered: v1 (one recipient) -> v2 (recipients) ------------------
+
+
+def _delivered_v1(**data: Any) -> bytes:
+    body = {
+        "delivery_id": "key-1",
+        "recipient": "cy",
+        "team": "platform",
+        "channel": "in_app",
+        "about": "evt-1",
+        "kind": "thanks",
+        "title": "Ana thanked you",
+        "themes": ["python"],
+        "delivered_at": "2026-11-24T09:30:02Z",
+        **data,
+    }
+    return orjson.dumps(
+        {
+            "specversion": "1.0",
+            "id": "delivered:key-1",
+            "source": "thrive/notifier",
+            "type": "thrive.celebration.delivered",
+            "time": "2026-11-24T09:30:02Z",
+            "subject": "cy",
+            "schemaversion": 1,
+            "data": {k: v for k, v in body.items() if v is not None},
+        }
+    )
+
+
+def test_a_v1_celebration_delivered_still_parses_as_v2_with_one_recipient() -> None:
+    from thrive_shared.contracts import CelebrationDelivered, topics
+
+    event = parse_for_topic(topics.CELEBRATION_DELIVERED, _delivered_v1())
+    assert isinstance(event.data, CelebrationDelivered)
+    assert event.schemaversion == 2
+    assert event.data.recipients == ["cy"]
+    assert event.data.teams == ["platform"]
+    assert (event.data.about, event.data.kind, event.data.themes) == ("evt-1", "thanks", ["python"])
+    # A v1 recipient without a team keeps no team.
+    teamless = parse_for_topic(topics.CELEBRATION_DELIVERED, _delivered_v1(team=None))
+    assert teamless.data.teams == [None]  # type: ignore[attr-defined]
+
+
+def test_a_v1_celebration_delivered_without_a_recipient_is_invalid_not_a_crash() -> None:
+    from thrive_shared.contracts import topics
+
+    with pytest.raises(InvalidEvent, match="recipients"):
+        parse_for_topic(topics.CELEBRATION_DELIVERED, _delivered_v1(recipient=None))
+
+
+def test_celebration_delivered_v2_bounds_its_recipients() -> None:
+    from datetime import UTC, datetime
+
+    from pydantic import ValidationError
+    from thrive_shared.contracts import CelebrationDelivered
+
+    def build(recipients: list[str], teams: list[str | None]) -> CelebrationDelivered:
+        return CelebrationDelivered(
+            delivery_id="d",
+            about="evt",
+            channel="in_app",  # type: ignore[arg-type]
+            kind="milestone",
+            recipients=recipients,
+            teams=teams,
+            delivered_at=datetime.now(UTC),
+        )
+
+    cap = CelebrationDelivered.MAX_RECIPIENTS
+    people = [f"p-{i}" for i in range(cap + 1)]
+    assert len(build(people[:cap], [None] * cap).recipients) == cap
+    with pytest.raises(ValidationError, match="recipients"):
+        build(people, [None] * (cap + 1))
+    with pytest.raises(ValidationError, match="teams has 1 entries for 2 recipients"):
+        build(["a", "b"], ["t"])
+    with pytest.raises(ValidationError, match="must not repeat"):
+        build(["a", "a"], ["t", "t"])
+    with pytest.raises(ValidationError, match="recipients"):
+        build([], [])
+    # The largest event stays far below Kafka's default 1 MB message size.
+    longest = build([f"{i:0>100}" for i in range(cap)], ["t" * 100] * cap)
+    assert len(make_event(longest, source="thrive/notifier").to_json()) < 300_000

@@ -375,22 +375,23 @@ async def token(gateway: str, person: str, client: httpx.AsyncClient) -> str:
 
 
 def _celebration_record(recipient: str, team: str) -> tuple[str, str, bytes]:
-    """(delivery id, key, value) of a CelebrationDelivered for `recipient`."""
-    delivery = f"bench-{uuid.uuid4().hex[:12]}"
+    """(celebration id a socket sees, key, value) of a CelebrationDelivered for `recipient`."""
+    about = f"bench-{uuid.uuid4().hex[:12]}"
     env = make_event(
         CelebrationDelivered(
-            delivery_id=delivery,
-            recipient=recipient,
-            team=team,
+            delivery_id=f"delivered:{about}",
+            recipients=[recipient],
+            teams=[team],
             channel="in_app",
-            about=str(uuid.uuid4()),
+            about=about,
             kind="thanks",
             title="Someone thanked you",
             delivered_at=datetime.now(UTC),
         ),
         source="thrive/notifier",
     )
-    return delivery, recipient, env.to_json()
+    # The gateway names each recipient's celebration `<about>:<recipient>`.
+    return f"{about}:{recipient}", env.subject, env.to_json()
 
 
 async def fan_out(plat: Platform, result: Result) -> None:
@@ -491,7 +492,7 @@ async def fan_out(plat: Platform, result: Result) -> None:
                         raise t.exception()  # type: ignore[misc]
                 await asyncio.sleep(0.2)
 
-            topic = topics.physical(topics.CELEBRATION_DELIVERED)
+            topic = topics.physical(topics.CELEBRATION_DELIVERED_V2)
             records = [_celebration_record(f"sub-{i}", "platform") for i in range(SUBSCRIBERS)]
             batch_start = now_ns()
             acks = []

@@ -399,7 +399,7 @@ async def running_sink() -> AsyncIterator[Sink]:
 
 @contextlib.asynccontextmanager
 async def suffixed_topics(ctx: BenchContext, suffix: str) -> AsyncIterator[None]:
-    names = [f"{t}-{suffix}" for t in (*TOPICS, topics.CELEBRATION_DELIVERED, topics.DLQ)]
+    names = [f"{t}-{suffix}" for t in (*TOPICS, topics.CELEBRATION_DELIVERED_V2, topics.DLQ)]
     admin = AIOKafkaAdminClient(bootstrap_servers=ctx.kafka_bootstrap, client_id="thrive-bench")
     await admin.start()
     try:

@@ -49,7 +49,7 @@ async def live_gateway(
     # The group-less consumer starts at the latest offset once assigned: wait until it
     # demonstrably sees new records before a test publishes the one it cares about.
     async def consumer_live() -> bool:
-        await publish(stack, names[topics.CELEBRATION_DELIVERED], delivered("linus", "warm-up"))
+        await publish(stack, names[topics.CELEBRATION_DELIVERED_V2], delivered("linus", "warm-up"))
         return gateway.live.applied > 0
 
     try:
@@ -75,8 +75,8 @@ def delivered(recipient: str, title: str) -> Any:
     return make_event(
         CelebrationDelivered(
             delivery_id=str(uuid.uuid4()),
-            recipient=recipient,
-            team="platform",
+            recipients=[recipient],
+            teams=["platform"],
             channel="in_app",
             about=str(uuid.uuid4()),
             kind="thanks",
@@ -101,7 +101,9 @@ async def test_celebration_on_kafka_reaches_the_subscriber(
     await client.subscribe("subscription { celebrations { title recipient { name } } }")
     await wait_for(lambda: gateway.live.hub.subscriber_count() == 1, timeout=10)
 
-    await publish(stack, names[topics.CELEBRATION_DELIVERED], delivered("grace", "Ada thanked you"))
+    await publish(
+        stack, names[topics.CELEBRATION_DELIVERED_V2], delivered("grace", "Ada thanked you")
+    )
     message = await client.next(timeout=15)
     assert message["payload"]["data"]["celebrations"] == {
         "title": "Ada thanked you",

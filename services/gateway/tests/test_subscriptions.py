@@ -45,8 +45,8 @@ def celebration(recipient: str, title: str, *, team: str = "platform") -> Any:
     return make_event(
         CelebrationDelivered(
             delivery_id=f"d-{recipient}-{title}",
-            recipient=recipient,
-            team=team,
+            recipients=[recipient],
+            teams=[team],
             channel="in_app",
             about=f"ev-{title}",
             kind="thanks",

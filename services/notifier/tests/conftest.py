@@ -348,7 +348,7 @@ class Topics:
 async def notifier_topics(stack: Any, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Topics]:
     """The notifier's topics under one fresh suffix, set as THRIVE_TOPIC_SUFFIX for this test."""
     t = Topics(unique_name("n").split("-", 1)[1])
-    names = [t(c) for c in (*TOPICS, topics.CELEBRATION_DELIVERED, topics.DLQ)]
+    names = [t(c) for c in (*TOPICS, topics.CELEBRATION_DELIVERED_V2, topics.DLQ)]
     admin = probes.admin_client(stack.kafka_bootstrap)
     await admin.start()
     try:

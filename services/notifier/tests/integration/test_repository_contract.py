@@ -285,7 +285,8 @@ async def test_reminders_come_due_once_and_not_after_thanks(uow):
 async def test_publish_goes_through_the_outbox(uow, request):
     fact = CelebrationDelivered(
         delivery_id="d1",
-        recipient="cy",
+        recipients=["cy"],
+        teams=[None],
         channel=Channel.IN_APP,
         about="e1",
         kind="thanks",

@@ -21,7 +21,7 @@ from thrive_notifier.domain.model import (
     Recipient,
     RecipientKind,
 )
-from thrive_notifier.service_layer.fanout import SOURCE, Announcer, FanOutResult, announcement
+from thrive_notifier.service_layer.fanout import SOURCE, FanOutResult, announcements
 from thrive_notifier.service_layer.handlers import consume
 from thrive_notifier.service_layer.ports import NewDelivery
 from thrive_notifier.service_layer.schedule import fan_out_pending, send_digests, send_reminders
@@ -95,12 +95,14 @@ async def test_a_follower_gets_a_large_milestone_live_and_the_gateway_is_told(uo
     [item] = inbox_of(uow, "cy")
     assert item.title == "Ana reached: Ten people helped" and not item.quiet
     assert inbox_of(uow, "ana")[0].title == "You reached a milestone: Ten people helped"
-    pushed = {(e.data.recipient, e.data.kind, e.data.about) for e in uow.store.published}
+    pushed = {
+        (r, e.data.kind, e.data.about) for e in uow.store.published for r in e.data.recipients
+    }
     assert pushed == {("cy", "milestone", env.id), ("ana", "milestone", env.id)}
     assert result.delivered["in_app"] == 2
     # What goes to the outbox is a valid contract event on its topic.
     for e in uow.store.published:
-        parsed = parse_for_topic(topics.CELEBRATION_DELIVERED, e.to_json())
+        parsed = parse_for_topic(topics.CELEBRATION_DELIVERED_V2, e.to_json())
         assert parsed == e and parsed.data.channel == "in_app"
 
 
@@ -112,7 +114,7 @@ async def test_a_muter_never_hears_even_when_following(uow):
         await repo.add_mute("cy", Mute(MuteKind.PERSON, "ana"))
     await apply(uow, milestone())
     assert inbox_of(uow, "cy") == []
-    assert all(e.data.recipient != "cy" for e in uow.store.published)
+    assert all("cy" not in e.data.recipients for e in uow.store.published)
     assert not any(i.person == "cy" for i in uow.store.digest_items.values())
 
 
@@ -318,53 +320,60 @@ async def test_celebrations_an_earlier_version_queued_still_go_out_once(uow):
     assert await fan_out_pending(uow, clock=lambda: NOW) == (0, FanOutResult())
 
 
+def _delivery(person: str, team: str | None, msg: Message, event: str = "e1") -> NewDelivery:
+    return NewDelivery(
+        key=DeliveryKey(event, Recipient(RecipientKind.PERSON, person), Channel.IN_APP),
+        message=msg,
+        state=DeliveryState.DELIVERED,
+        team=team,
+    )
+
+
 @pytest.mark.parametrize(
     "at", [NOW, NOW.replace(microsecond=123456), datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)]
 )
 @pytest.mark.parametrize("team", ["blue", None])
 def test_the_rendered_celebration_delivered_is_the_contracts_own_json(at, team):
-    d = NewDelivery(
-        key=DeliveryKey("e1", Recipient(RecipientKind.PERSON, "cy"), Channel.IN_APP),
-        message=Message(
-            kind=Kind.MILESTONE, title="Ana reached: <10> & \u00e9 \U0001f389", themes=("py",)
-        ),
-        state=DeliveryState.DELIVERED,
-        team=team,
-    )
-    a = announcement(d, at=at)
-    assert a is not None and a.key == "cy"
+    title = "Ana reached: <10> & \u00e9 \U0001f389"
+    msg = Message(kind=Kind.MILESTONE, title=title, themes=("py",))
+    ds = [_delivery("cy", team, msg), _delivery("di", "red", msg)]
+    [a] = announcements(ds, at=at)
+    assert a.key == "e1"
     fact = CelebrationDelivered(
-        delivery_id=d.key.idempotency_key,
-        recipient="cy",
-        team=team,
-        channel=Channel.IN_APP,
+        delivery_id=a.event_id,
         about="e1",
+        channel=Channel.IN_APP,
         kind="milestone",
-        title=d.message.title,
+        title=title,
         themes=["py"],
+        recipients=["cy", "di"],
+        teams=[team, "red"],
         delivered_at=at,
     )
     env = make_event(fact, source=SOURCE, id=a.event_id, time=at)
     assert a.payload == env.to_json()
-    assert announcement(replace(d, quiet=True), at=at) is None
+    # Deterministic (a retried transaction writes the same id), distinct per recipient set.
+    assert announcements(ds, at=at)[0].event_id == a.event_id
+    assert announcements(ds[:1], at=at)[0].event_id != a.event_id
+    assert announcements([replace(d, quiet=True) for d in ds], at=at) == []
 
 
-@pytest.mark.parametrize(
-    "title", ["Ana reached: <10> & \u00e9 \U0001f389", "\x00id", 'q"uote\\ \x00team']
-)
-def test_many_deliveries_of_one_message_render_exactly_as_one_does(title):
-    msg = Message(kind=Kind.MILESTONE, title=title, themes=("py", "go"), about="e1")
-    render = Announcer(NOW)
-    for person, team in [("cy", "blue"), ("di", None), ("ed", "red"), ("fa", None)]:
-        d = NewDelivery(
-            key=DeliveryKey("e1", Recipient(RecipientKind.PERSON, person), Channel.IN_APP),
-            message=msg,
-            state=DeliveryState.DELIVERED,
-            team=team,
-        )
-        assert render(d) == announcement(d, at=NOW)
-        assert render(replace(d, quiet=True)) is None
-    # A title that looks like a slot is rendered whole; any other from one template per team-ness.
-    assert render._templates and all(
-        (t is None) == title.startswith("\x00") for t in render._templates.values()
-    )
+def test_one_event_per_celebration_split_past_the_recipient_cap():
+    cap = CelebrationDelivered.MAX_RECIPIENTS
+    big = Message(kind=Kind.MILESTONE, title="Ana reached: 1,000 thanks", themes=("py",))
+    small = Message(kind=Kind.THANKS, title="Bo thanked you")
+    ds = [_delivery(f"p{i}", f"t{i % 7}", big) for i in range(cap + 500)]
+    ds += [_delivery("bo", None, small, event="e2"), replace(ds[0], quiet=True)]
+    out = announcements(ds, at=NOW)
+    events = [parse_for_topic(topics.CELEBRATION_DELIVERED_V2, a.payload) for a in out]
+    assert [(e.data.about, len(e.data.recipients)) for e in events] == [
+        ("e1", cap),
+        ("e1", 500),
+        ("e2", 1),
+    ]
+    # Every in-app recipient exactly once, with their own team.
+    named = [
+        (r, t) for e in events[:2] for r, t in zip(e.data.recipients, e.data.teams, strict=True)
+    ]
+    assert named == [(f"p{i}", f"t{i % 7}") for i in range(cap + 500)]
+    assert len({a.event_id for a in out}) == 3

@@ -46,7 +46,7 @@ KEYS: Mapping[type[EventData], str] = {
     HelpOffered: "`helper` (the person offering help)",
     HelpReceived: "`helper`, the person thanked (`thanks_id` once the helper is erased)",
     MilestoneReached: "`person` (who reached the milestone)",
-    CelebrationDelivered: "`recipient` (who the celebration reached)",
+    CelebrationDelivered: "`about` (the id of the celebrated event)",
     LeaderboardChanged: "the board, `metric:window:scope:scope_id` (`*` without a scope id)",
     ExternalHelp: "`helper` (the person who helped)",
     PersonUpserted: "`person` (the employee)",
@@ -95,9 +95,12 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         events=(MilestoneReached,),
     ),
     TopicSpec(
-        topic=topics.CELEBRATION_DELIVERED,
-        summary="The notifier delivered a celebration to someone through a channel.",
-        key="recipient",
+        topic=topics.CELEBRATION_DELIVERED_V2,
+        summary=(
+            "The notifier delivered a celebration in-app to its recipients: one event per "
+            "celebration (split past 1,000 recipients), the gateway pushes it to each one."
+        ),
+        key="about (the celebrated event)",
         writers=("notifier",),
         readers=("gateway",),
         events=(CelebrationDelivered,),

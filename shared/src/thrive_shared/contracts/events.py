@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from thrive_shared.contracts import topics
 from thrive_shared.contracts.envelope import EventData
@@ -171,23 +171,53 @@ class MilestoneReached(EventData):
 
 
 class CelebrationDelivered(EventData):
-    """The notifier delivered a celebration to a recipient through a channel."""
+    """The notifier delivered a celebration in-app to its recipients (the gateway pushes it).
 
-    TOPIC: ClassVar[str] = topics.CELEBRATION_DELIVERED
+    One event per celebration and fan-out, not one per recipient: a large milestone reaches
+    ~1,500 people. Past MAX_RECIPIENTS the notifier splits it into several events, so a
+    record stays far below Kafka's message size (at most ~210 kB with the longest ids).
+    """
+
+    TOPIC: ClassVar[str] = topics.CELEBRATION_DELIVERED_V2
     TYPE: ClassVar[str] = "thrive.celebration.delivered"
+    SCHEMA_VERSION: ClassVar[int] = 2
+    PAST_TOPICS: ClassVar[tuple[str, ...]] = (topics.CELEBRATION_DELIVERED,)
+    MAX_RECIPIENTS: ClassVar[int] = 1_000
 
-    delivery_id: str = Field(min_length=1, max_length=200)
-    recipient: PersonId
-    team: TeamId | None = None
+    delivery_id: str = Field(
+        min_length=1,
+        max_length=200,
+        description="Id of this announcement: one per (celebration, recipients) it names.",
+    )
+    about: str = Field(min_length=1, max_length=200, description="Id of the event celebrated.")
     channel: Channel
-    about: str = Field(description="Id of the event being celebrated.")
     kind: str = Field(description="thanks, milestone, ask, reminder, digest")
     title: str = Field(default="", max_length=300)
     themes: Themes = Field(default_factory=list)
+    recipients: list[PersonId] = Field(
+        min_length=1,
+        max_length=MAX_RECIPIENTS,
+        description="Who the celebration reached, each once.",
+    )
+    teams: list[TeamId | None] = Field(
+        min_length=1,
+        max_length=MAX_RECIPIENTS,
+        description="teams[i] is recipients[i]'s team (null when they have none).",
+    )
     delivered_at: datetime
 
+    @model_validator(mode="after")
+    def _one_team_per_recipient(self) -> CelebrationDelivered:
+        if len(self.teams) != len(self.recipients):
+            raise ValueError(
+                f"teams has {len(self.teams)} entries for {len(self.recipients)} recipients"
+            )
+        if len(set(self.recipients)) != len(self.recipients):
+            raise ValueError("recipients must not repeat")
+        return self
+
     def partition_key(self) -> str:
-        return self.recipient
+        return self.about
 
 
 class Board(BaseModel):

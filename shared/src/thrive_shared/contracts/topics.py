@@ -5,7 +5,9 @@ ASK_STATUS = "thrive.ask.status.v1"
 HELP_OFFERED = "thrive.help.offered.v1"
 HELP_RECEIVED = "thrive.help.received.v1"
 MILESTONE_REACHED = "thrive.milestone.reached.v1"
+# v1 carried one recipient per event; retired (nothing writes it), still parsed and upcast.
 CELEBRATION_DELIVERED = "thrive.celebration.delivered.v1"
+CELEBRATION_DELIVERED_V2 = "thrive.celebration.delivered.v2"
 LEADERBOARD_CHANGED = "thrive.leaderboard.changed.v1"
 INGEST_HELP = "thrive.ingest.help.v1"
 DIRECTORY_PERSON = "directory.person.v1"  # compacted
@@ -17,7 +19,7 @@ ALL_TOPICS = (
     HELP_OFFERED,
     HELP_RECEIVED,
     MILESTONE_REACHED,
-    CELEBRATION_DELIVERED,
+    CELEBRATION_DELIVERED_V2,
     LEADERBOARD_CHANGED,
     INGEST_HELP,
     DIRECTORY_PERSON,

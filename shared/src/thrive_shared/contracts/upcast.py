@@ -91,4 +91,13 @@ UPCASTERS = Upcasters()
 register = UPCASTERS.register
 
 # Production upcasters go here, e.g. @register("thrive.help.received", from_version=1).
-# None exist yet: every contract is at schema version 1.
+
+
+@register("thrive.celebration.delivered", from_version=1)
+def celebration_delivered_v1_v2(event: dict[str, Any]) -> dict[str, Any]:
+    """v1 named one recipient and their team; v2 lists recipients with a team each."""
+    data = dict(event["data"])
+    if "recipient" in data:
+        data["recipients"] = [data.pop("recipient")]
+        data["teams"] = [data.pop("team", None)]
+    return {**event, "data": data}

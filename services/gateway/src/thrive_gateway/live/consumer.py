@@ -29,7 +29,7 @@ SERVICE = "gateway"
 LIVE_TOPICS: tuple[str, ...] = (
     topics.HELP_RECEIVED,
     topics.MILESTONE_REACHED,
-    topics.CELEBRATION_DELIVERED,
+    topics.CELEBRATION_DELIVERED_V2,
     topics.LEADERBOARD_CHANGED,
     topics.DIRECTORY_PERSON,
 )

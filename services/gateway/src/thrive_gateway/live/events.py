@@ -130,21 +130,7 @@ class LiveState:
             self.forget_feed()
             self.hub.publish(FEED, _milestone_item(data))
         elif isinstance(data, CelebrationDelivered):
-            notice = CelebrationNotice(
-                id=data.delivery_id,
-                recipient=data.recipient,
-                team=data.team,
-                kind=data.kind,
-                title=data.title,
-                about=data.about,
-                themes=tuple(data.themes),
-                delivered_at=data.delivered_at,
-            )
-            self.hub.publish(celebrations_for("person", data.recipient), notice)
-            if data.team:
-                self.hub.publish(celebrations_for("team", data.team), notice)
-            for theme in data.themes:
-                self.hub.publish(celebrations_for("theme", theme), notice)
+            self._celebrate(data)
         elif isinstance(data, LeaderboardChanged):
             key = data.board.key()
             self.board_cache.invalidate(lambda k: k[0] == key)
@@ -164,6 +150,46 @@ class LiveState:
         elif isinstance(data, PersonUpserted | PersonErased):
             self.forget_people(data.person)
             self.forget_feed()
+
+    def _celebrate(self, data: CelebrationDelivered) -> None:
+        """Push one celebration to each recipient's own channel, and once to its teams and themes.
+
+        A recipient's notice names only them; a team's or theme's notice is that of the
+        first recipient in the team (or of the first recipient), as each member's own
+        delivery was shown once per celebration there before.
+        """
+        hub = self.hub
+        themes = tuple(data.themes)
+        team_notices: dict[str, CelebrationNotice] = {}
+        first: CelebrationNotice | None = None
+        for person, team in zip(data.recipients, data.teams, strict=True):
+            mine = celebrations_for("person", person)
+            wanted = (
+                first is None
+                or hub.subscriber_count(mine) > 0
+                or (team is not None and team not in team_notices)
+            )
+            if not wanted:  # nobody listens for this one: most recipients of a large milestone
+                continue
+            notice = CelebrationNotice(
+                id=f"{data.about}:{person}",
+                recipient=person,
+                team=team,
+                kind=data.kind,
+                title=data.title,
+                about=data.about,
+                themes=themes,
+                delivered_at=data.delivered_at,
+            )
+            first = first or notice
+            hub.publish(mine, notice)
+            if team is not None and team not in team_notices:
+                team_notices[team] = notice
+        for team, notice in team_notices.items():
+            hub.publish(celebrations_for("team", team), notice)
+        if first is not None:
+            for theme in themes:
+                hub.publish(celebrations_for("theme", theme), first)
 
 
 def _thanks_item(data: HelpReceived) -> ThanksDTO:

@@ -413,7 +413,7 @@ class InMemoryRepository:
     async def announce(self, items: Sequence[Announcement]) -> None:
         # Parsed back as the contract: a rendering that drifted from it fails here.
         self.s.published.extend(
-            parse_for_topic(topics.CELEBRATION_DELIVERED, a.payload) for a in items
+            parse_for_topic(topics.CELEBRATION_DELIVERED_V2, a.payload) for a in items
         )
 
     async def inbox(

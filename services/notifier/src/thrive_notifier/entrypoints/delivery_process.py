@@ -7,13 +7,14 @@ for it. With `delivery_processes` > 0 the serving process starts that many child
 number of workers share the ledger. A commit that reserved sends wakes them through
 Postgres (NOTIFY on SENDS_CHANNEL, delivered at commit); they also poll for retries.
 
-The first child also runs the outbox relay (CelebrationDelivered to Kafka): one Kafka
-record per in-app delivery is as much CPU as the fan-out that wrote it, and in the serving
-process it fell behind the fan-out. A child reports each batch's outcomes, and the relay's
-counters and gauges, to its parent through a pipe, so the service's one /metrics endpoint
-still counts every delivery and every relayed event. It stops when its parent is gone (SIGTERM
-from the kernel on Linux, and a parent check every second), so a killed notifier leaves no
-orphan sending on its own.
+The first child also runs the outbox relay (CelebrationDelivered to Kafka): with one Kafka
+record per in-app delivery (CelebrationDelivered v1) it was as much CPU as the fan-out that
+wrote it, and in the serving process it fell behind the fan-out; v2 is one record per
+celebration, and the relay stays out of the serving process. A child reports each batch's
+outcomes, and the relay's counters and gauges, to its parent through a pipe, so the service's
+one /metrics endpoint still counts every delivery and every relayed event. It stops when its
+parent is gone (SIGTERM from the kernel on Linux, and a parent check every second), so a
+killed notifier leaves no orphan sending on its own.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -31,6 +32,7 @@ from thrive_notifier.domain.model import (
     Channel,
     DeliveryKey,
     DeliveryState,
+    Kind,
     Recipient,
     RecipientKind,
 )
@@ -61,112 +63,63 @@ class FanOutResult:
         self.skipped += other.skipped
 
 
-def announcement(d: NewDelivery, *, at: datetime) -> Announcement | None:
-    """The CelebrationDelivered event for an in-app delivery the gateway should push.
+def announcements(deliveries: Iterable[NewDelivery], *, at: datetime) -> list[Announcement]:
+    """The CelebrationDelivered events for new, non-quiet in-app deliveries.
 
-    Rendered straight to the contract's JSON (byte for byte what `Envelope.to_json` writes;
-    tested): one per delivery is the hot path of a large fan-out, and every field comes from
-    values already validated.
+    One event per celebration (and message) naming all its recipients, split every
+    `CelebrationDelivered.MAX_RECIPIENTS`: a large milestone reaching ~1,500 people is two
+    outbox rows and Kafka records, not 1,500. Rendered straight to the contract's JSON (byte
+    for byte what `Envelope.to_json` writes; tested) from values already validated.
     """
-    if d.key.channel is not Channel.IN_APP or d.quiet:
-        return None
-    key = d.key.idempotency_key
-    recipient = d.key.recipient.id
-    event_id = f"delivered:{key}"
-    return Announcement(
-        event_id=event_id,
-        key=recipient,
-        payload=_render(d, at, event_id, recipient, key, recipient, d.team),
-        trace=d.trace,
-    )
+    groups: dict[tuple[str, Kind, str, tuple[str, ...]], list[NewDelivery]] = {}
+    for d in deliveries:
+        if d.key.channel is not Channel.IN_APP or d.quiet:
+            continue
+        m = d.message
+        groups.setdefault((d.key.event_id, m.kind, m.title, m.themes), []).append(d)
+    out: list[Announcement] = []
+    cap = CelebrationDelivered.MAX_RECIPIENTS
+    for group in groups.values():
+        for start in range(0, len(group), cap):
+            out.append(_announcement(group[start : start + cap], at))
+    return out
 
 
-def _render(
-    d: NewDelivery,
-    at: datetime,
-    event_id: str,
-    subject: str,
-    key: str,
-    recipient: str,
-    team: str | None,
-) -> bytes:
+def _announcement(ds: Sequence[NewDelivery], at: datetime) -> Announcement:
+    first = ds[0]
+    about = first.key.event_id
+    # Deterministic, so a retried transaction renders the same id; distinct per recipient set.
+    digest = hashlib.sha256(about.encode())
+    for d in ds:
+        digest.update(b"\x1f" + d.key.idempotency_key.encode())
+    delivery_id = f"delivered:{digest.hexdigest()[:40]}"
     body = {
         "specversion": "1.0",
-        "id": event_id,
+        "id": delivery_id,
         "source": SOURCE,
         "type": CelebrationDelivered.TYPE,
         "time": at,
-        "subject": subject,
+        "subject": about,
         "datacontenttype": "application/json",
         "schemaversion": CelebrationDelivered.SCHEMA_VERSION,
         "data": {
-            "delivery_id": key,
-            "recipient": recipient,
-            "team": team,
+            "delivery_id": delivery_id,
+            "about": about,
             "channel": Channel.IN_APP.value,
-            "about": d.key.event_id,
-            "kind": d.message.kind.value,
-            "title": d.message.title[:300],
-            "themes": list(d.message.themes),
+            "kind": first.message.kind.value,
+            "title": first.message.title[:300],
+            "themes": list(first.message.themes),
+            "recipients": [d.key.recipient.id for d in ds],
+            "teams": [d.team for d in ds],
             "delivered_at": at,
         },
     }
-    return orjson.dumps(body, option=orjson.OPT_UTC_Z)
-
-
-# Stand-ins for the per-delivery values in a message's rendered template (see Announcer).
-_SLOTS = ("\x00id", "\x00subject", "\x00key", "\x00recipient", "\x00team")
-
-
-class Announcer:
-    """`announcement` for many deliveries at one time: the JSON around a delivery's own
-    values (ids, recipient, team) is rendered once per message and joined per delivery.
-
-    A large milestone tells ~1,500 people the same message: each then costs five string
-    encodings and a join instead of a whole envelope.
-    """
-
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-        self._templates: dict[tuple[int, bool], tuple[list[bytes], list[int]] | None] = {}
-
-    def __call__(self, d: NewDelivery) -> Announcement | None:
-        if d.key.channel is not Channel.IN_APP or d.quiet:
-            return None
-        has_team = d.team is not None
-        cache = (id(d.message), has_team)
-        if cache not in self._templates:
-            self._templates[cache] = self._template(d, has_team)
-        template = self._templates[cache]
-        if template is None:  # a value of the message looks like a slot: render it whole
-            return announcement(d, at=self.at)
-        parts, order = template
-        key = d.key.idempotency_key
-        recipient = d.key.recipient.id
-        event_id = f"delivered:{key}"
-        values = (event_id, recipient, key, recipient, d.team)
-        out = [parts[0]]
-        for slot, part in zip(order, parts[1:], strict=True):
-            out.append(orjson.dumps(values[slot]))
-            out.append(part)
-        return Announcement(event_id=event_id, key=recipient, payload=b"".join(out), trace=d.trace)
-
-    def _template(self, d: NewDelivery, has_team: bool) -> tuple[list[bytes], list[int]] | None:
-        team = _SLOTS[4] if has_team else None
-        raw = _render(d, self.at, _SLOTS[0], _SLOTS[1], _SLOTS[2], _SLOTS[3], team)
-        tokens = [orjson.dumps(s) for s in _SLOTS[: 5 if has_team else 4]]
-        found = sorted((raw.find(t), i) for i, t in enumerate(tokens))
-        if any(raw.count(t) != 1 for t in tokens):
-            return None
-        parts: list[bytes] = []
-        order: list[int] = []
-        pos = 0
-        for start, i in found:
-            parts.append(raw[pos:start])
-            order.append(i)
-            pos = start + len(tokens[i])
-        parts.append(raw[pos:])
-        return parts, order
+    return Announcement(
+        event_id=delivery_id,
+        key=about,
+        payload=orjson.dumps(body, option=orjson.OPT_UTC_Z),
+        trace=first.trace,
+    )
 
 
 async def write_deliveries(
@@ -182,13 +135,7 @@ async def write_deliveries(
 
 async def announce(repo: Repository, created: Sequence[NewDelivery], *, now: datetime) -> None:
     """Publish CelebrationDelivered for new, non-quiet in-app deliveries (via the outbox)."""
-    items: list[Announcement] = []
-    render = Announcer(now)
-    for n, d in enumerate(created, 1):
-        if (a := render(d)) is not None:
-            items.append(a)
-        if n % 5000 == 0:
-            await asyncio.sleep(0)  # see celebrate_many: stay responsive on big fan-outs
+    items = announcements(created, at=now)
     if items:
         await repo.announce(items)
 
