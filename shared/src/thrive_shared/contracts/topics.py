@@ -5,7 +5,7 @@ ASK_STATUS = "thrive.ask.status.v1"
 HELP_OFFERED = "thrive.help.offered.v1"
 HELP_RECEIVED = "thrive.help.received.v1"
 MILESTONE_REACHED = "thrive.milestone.reached.v1"
-# v1 carried one recipient per event; retired (nothing writes it), still parsed and upcast.
+# v1 carried one recipient per event; retired (nothing new writes it), still parsed and upcast.
 CELEBRATION_DELIVERED = "thrive.celebration.delivered.v1"
 CELEBRATION_DELIVERED_V2 = "thrive.celebration.delivered.v2"
 LEADERBOARD_CHANGED = "thrive.leaderboard.changed.v1"
@@ -25,6 +25,12 @@ ALL_TOPICS = (
     DIRECTORY_PERSON,
     DLQ,
 )
+
+# Topics on their way out (expand/contract): no contract is published on them any more, but
+# they stay deployed for one release so that rows an older pod left in its outbox still reach
+# Kafka during a rolling upgrade (a relay cannot skip a row it cannot send). Only their old
+# writer keeps a Write ACL; nobody reads them. Remove them from deploy/k8s one release later.
+RETIRING_TOPICS = (CELEBRATION_DELIVERED,)
 
 # An isolated copy of a topic is named "<topic>-<suffix>" (tests, replays, blue/green runs);
 # it carries the same contract. A whole service can be pointed at such copies by setting
