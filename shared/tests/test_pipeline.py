@@ -83,8 +83,17 @@ async def record_effect(conn: asyncpg.Connection, env: Envelope[Any], meta: Reco
 
 @contextlib.asynccontextmanager
 async def running_consumer(
-    stack: Any, pool: asyncpg.Pool, topic: str, *, handler: Any = record_effect, dlq_topic: str
+    stack: Any,
+    pool: asyncpg.Pool,
+    topic: str,
+    *,
+    handler: Any = record_effect,
+    dlq_topic: str,
+    produce_first: Sequence[Any] = (),
+    **options: Any,
 ) -> AsyncIterator[EventConsumer]:
+    """An EventConsumer on `topic`, started; `produce_first` events are on the topic before
+    it starts (its first polls find full batches); `options` go to EventConsumer."""
     publisher = Publisher(stack.kafka_bootstrap, client_id="test-dlq")
     await publisher.start()
     consumer = EventConsumer(
@@ -95,11 +104,14 @@ async def running_consumer(
         handler=handler,
         pool=pool,
         dead_letters=DeadLetters(publisher, service="test", topic=dlq_topic),
-        max_attempts=2,
-        retry_backoff=0.05,
+        **{"max_attempts": 2, "retry_backoff": 0.05, **options},
     )
     broker = make_broker(stack.kafka_bootstrap, client_id="test-consumer")
     consumer.register(broker)
+    if produce_first:
+        await produce(
+            stack.kafka_bootstrap, topic, [(e.subject, e.to_json()) for e in produce_first]
+        )
     await broker.start()
     try:
         yield consumer
@@ -507,33 +519,21 @@ async def test_a_batch_failing_transiently_is_retried_with_the_batch_read_ahead_
             failed.append(len(seen))
             raise ConnectionError("connection to the database lost")
 
-    publisher = Publisher(stack.kafka_bootstrap, client_id="test-dlq")
-    await publisher.start()
-    consumer = EventConsumer(
-        service="test",
-        name="effects",
-        group_id=f"test-{uuid.uuid4().hex[:8]}",
-        topics=[topic],
-        handler=record_effect,
+    async with running_consumer(
+        stack,
+        db,
+        topic,
+        dlq_topic=dlq,
+        produce_first=events,
         batch_handler=batch,
-        pool=db,
-        dead_letters=DeadLetters(publisher, service="test", topic=dlq),
         max_records=20,
-        retry_backoff=0.05,
-    )
-    broker = make_broker(stack.kafka_bootstrap, client_id="test-consumer")
-    consumer.register(broker)
-    await produce(stack.kafka_bootstrap, topic, [(e.subject, e.to_json()) for e in events])
-    await broker.start()
-    try:
+        max_attempts=3,
+    ):
 
         async def all_applied() -> bool:
             return len(await effects(db)) >= len(events)
 
         await wait_for(all_applied, timeout=60, message="every event applied after the failure")
-    finally:
-        await broker.stop()
-        await publisher.stop()
     assert failed, "the failure happened"
     rows = await db.fetch("SELECT event_id, person FROM effects ORDER BY applied_at")
     assert sorted(r["event_id"] for r in rows) == sorted(e.id for e in events)  # once each

@@ -17,7 +17,11 @@ from thrive_notifier.domain.model import Channel
 from thrive_notifier.entrypoints import kafka as kafka_entry
 from thrive_notifier.entrypoints.delivery_process import run_child
 from thrive_notifier.entrypoints.http import NotifierApi
-from thrive_notifier.entrypoints.workers import delivery_loop, fanout_loop, scheduler_loop
+from thrive_notifier.entrypoints.workers import (
+    configured_delivery_loop,
+    fanout_loop,
+    scheduler_loop,
+)
 from thrive_notifier.service_layer.ports import Sender
 from thrive_notifier.settings import NotifierSettings
 
@@ -98,16 +102,7 @@ def build_spec(settings: NotifierSettings | None = None) -> ServiceSpec:
         rt.state["senders"] = senders
 
         async def deliveries(_rt: Runtime) -> None:
-            await delivery_loop(
-                uow,
-                senders,
-                policy=s.retry_policy(),
-                batch_size=s.delivery_batch_size,
-                concurrency=s.delivery_concurrency,
-                lease_seconds=s.delivery_lease_seconds,
-                poll_seconds=s.delivery_poll_seconds,
-                wake=sends_due,
-            )
+            await configured_delivery_loop(uow, senders, s, wake=sends_due)
 
         async def schedule(_rt: Runtime) -> None:
             await scheduler_loop(

@@ -474,6 +474,18 @@ class EventConsumer:
     ) -> set[tuple[str, str]]:
         return await claim_inbox(conn, self.name, [(r.topic, e) for r, e, _ in events])
 
+    def _span_attributes(
+        self, rec: Record, env: Envelope[Any], extra: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Attributes of an event's CONSUMER span (messaging semantic conventions)."""
+        return {
+            "messaging.system": "kafka",
+            "messaging.destination.name": rec.topic,
+            "messaging.message.id": env.id,
+            "thrive.consumer": self.name,
+            **extra,
+        }
+
     def _count(self, outcomes: Counter[tuple[str, str, str]]) -> None:
         for (topic, etype, outcome), n in outcomes.items():
             metrics.EVENTS_CONSUMED.labels(self.service, topic, etype, outcome).inc(n)
@@ -498,14 +510,14 @@ class EventConsumer:
                         f"{rec.topic} process",
                         context=context_from_headers(meta.headers),
                         kind=trace.SpanKind.CONSUMER,
-                        attributes={
-                            "messaging.system": "kafka",
-                            "messaging.destination.name": rec.topic,
-                            "messaging.kafka.partition": rec.partition,
-                            "messaging.kafka.offset": rec.offset,
-                            "messaging.message.id": env.id,
-                            "thrive.consumer": self.name,
-                        },
+                        attributes=self._span_attributes(
+                            rec,
+                            env,
+                            {
+                                "messaging.kafka.partition": rec.partition,
+                                "messaging.kafka.offset": rec.offset,
+                            },
+                        ),
                     )
                     if _traced(meta)
                     else contextlib.nullcontext(None)
@@ -550,13 +562,9 @@ class EventConsumer:
                     f"{rec.topic} process",
                     context=context_from_headers(meta.headers),
                     kind=trace.SpanKind.CONSUMER,
-                    attributes={
-                        "messaging.system": "kafka",
-                        "messaging.destination.name": rec.topic,
-                        "messaging.message.id": env.id,
-                        "messaging.batch.message_count": len(events),
-                        "thrive.consumer": self.name,
-                    },
+                    attributes=self._span_attributes(
+                        rec, env, {"messaging.batch.message_count": len(events)}
+                    ),
                 )
                 spans.append(span)
                 meta = replace(meta, trace_headers=_span_headers(span))

@@ -38,7 +38,7 @@ from thrive_shared.observability import setup_logging, setup_tracing
 from thrive_shared.outbox import OutboxRelay
 
 from thrive_notifier.adapters.postgres import PostgresUnitOfWork
-from thrive_notifier.entrypoints.workers import delivery_loop, observe_batch
+from thrive_notifier.entrypoints.workers import configured_delivery_loop, observe_batch
 from thrive_notifier.service_layer.delivery import BatchReport
 from thrive_notifier.settings import NotifierSettings
 
@@ -233,18 +233,7 @@ async def deliver_forever(settings: NotifierSettings) -> None:
         loop.add_signal_handler(sig, stop.set)
     workers = [
         asyncio.create_task(
-            delivery_loop(
-                uow,
-                senders,
-                policy=s.retry_policy(),
-                batch_size=s.delivery_batch_size,
-                concurrency=s.delivery_concurrency,
-                lease_seconds=s.delivery_lease_seconds,
-                poll_seconds=s.delivery_poll_seconds,
-                wake=wake,
-                stop=stop,
-                observe=reports.batch,
-            ),
+            configured_delivery_loop(uow, senders, s, wake=wake, stop=stop, observe=reports.batch),
             name=f"delivery-{n}",
         )
         for n in range(s.delivery_workers)

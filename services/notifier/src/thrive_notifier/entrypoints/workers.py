@@ -15,6 +15,7 @@ from thrive_notifier.entrypoints.kafka import observe
 from thrive_notifier.service_layer.delivery import BatchReport, deliver_batch
 from thrive_notifier.service_layer.ports import Sender, UnitOfWork
 from thrive_notifier.service_layer.schedule import fan_out_pending, send_digests, send_reminders
+from thrive_notifier.settings import NotifierSettings
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,31 @@ async def delivery_loop(
         if report.claimed < batch_size and (stop is None or not stop.is_set()):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), poll_seconds)
+
+
+async def configured_delivery_loop(
+    uow: UnitOfWork,
+    senders: Mapping[Channel, Sender],
+    settings: NotifierSettings,
+    *,
+    wake: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
+    observe: Callable[[BatchReport], None] = observe_batch,
+) -> None:
+    """`delivery_loop` with the batch, concurrency, lease and retry settings of `settings`
+    (the serving process and the delivery processes run the same loop)."""
+    await delivery_loop(
+        uow,
+        senders,
+        policy=settings.retry_policy(),
+        batch_size=settings.delivery_batch_size,
+        concurrency=settings.delivery_concurrency,
+        lease_seconds=settings.delivery_lease_seconds,
+        poll_seconds=settings.delivery_poll_seconds,
+        wake=wake,
+        stop=stop,
+        observe=observe,
+    )
 
 
 async def fanout_loop(
