@@ -12,6 +12,8 @@ as deployed) on the real stack, on this run's suffixed copies of the canonical t
   BENCH_RECOGNITION_LATENCY_S seconds (default 20); per event, produce time -> the Kafka
   timestamp of the HelpReceived the relay published for it; p50/p90/p99/max.
 
+- CPU: the service's processes (`serve` and the outbox relay process it starts) per event
+  of the throughput phase, user + system time from /proc.
 - Batch core: the set-based ingest handler called in this process on batches of the
   service's largest size (THRIVE_RECOGNITION_INGEST_MAX_RECORDS, default 2000)
   (no Kafka consume); the service process relays what it writes.
@@ -32,6 +34,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -163,6 +166,23 @@ async def _ready(proc: Any, port: int, *, timeout: float = 60) -> None:
             await asyncio.sleep(0.2)
 
 
+def _tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its live descendants (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except (OSError, ValueError, IndexError):  # gone meanwhile
+            continue
+    return total
+
+
 def _people(rng: random.Random, prefix: str) -> list[tuple[str, str, str]]:
     return [(f"{prefix}-p{i}", rng.choice(_TEAMS), rng.choice(_ZONES)) for i in range(PEOPLE)]
 
@@ -218,6 +238,7 @@ async def _service(ctx: BenchContext) -> AsyncIterator[dict[str, Any]]:
         )
         stack.push_async_callback(pool.close)
         yield {
+            "pid": proc.pid,
             "settings": settings,
             "pool": pool,
             "producer": producer,
@@ -280,12 +301,15 @@ async def measure_throughput(
     applied = await svc["pool"].fetchval("SELECT count(*) FROM thanks")
     events = _help_events(rng, people, EVENTS, tag="tp")
     published_before = await _outputs(svc["pool"])
+    cpu_before = _tree_cpu_seconds(svc["pid"])
     with Stopwatch() as sw:
         for i in range(0, len(events), 10_000):
             await _send(svc, events[i : i + 10_000])
         produced_s = sw.seconds
         await _drained(svc, applied + EVENTS, timeout=DRAIN_TIMEOUT_S)
+    cpu = _tree_cpu_seconds(svc["pid"]) - cpu_before
     return {
+        "cpu_seconds": cpu,
         "events": EVENTS,
         "seconds": sw.seconds,
         "produce_seconds": produced_s,
@@ -399,6 +423,13 @@ async def main(ctx: BenchContext) -> Result:
             f"{tp['events']} events, {tp['published']} published (thanks + milestones)",
         )
         result.add("ingest_seconds", tp["seconds"], "s")
+        result.add(
+            "service_cpu_us_per_event",
+            tp["cpu_seconds"] / tp["events"] * 1e6,
+            "us",
+            "thrive-recognition serve and the relay process it starts, user + system CPU "
+            "during the throughput phase",
+        )
         result.add("published_events_per_s", tp["published"] / tp["seconds"], "events/s")
 
         core = await measure_batch_core(svc, rng, people)

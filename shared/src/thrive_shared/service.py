@@ -157,6 +157,11 @@ class Runtime:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
 
+    async def _relay_process(self, _rt: Runtime) -> None:
+        from thrive_shared.relay_process import run_relay_process
+
+        await run_relay_process(self.settings, service=self.name, schema=self.spec.db_schema)
+
     async def start(self) -> None:
         """Connect everything, run the setup hook, start consuming."""
         s = self.settings
@@ -168,7 +173,10 @@ class Runtime:
                 max_size=s.db_pool_max,
             )
         await self.publisher.start()
-        if self.spec.use_database and self.spec.relay_outbox:
+        if self.spec.use_database and self.spec.relay_outbox and s.outbox_relay_process:
+            # Its own process, started and restarted like any background task of the service.
+            self.add_task("outbox-relay-process", self._relay_process)
+        elif self.spec.use_database and self.spec.relay_outbox:
             self.relay = OutboxRelay(
                 pool=self.pool,
                 publisher=self.publisher,

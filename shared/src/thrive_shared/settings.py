@@ -52,6 +52,11 @@ class CommonSettings(BaseSettings):
     consumer_batch_timeout_ms: int = Field(
         default=20, ge=1, description="Poll wait; bounds the latency an idle consumer adds."
     )
+    outbox_relay_process: bool = Field(
+        default=False,
+        description="Relay the outbox from a child process (thrive_shared.relay_process), "
+        "not from the serving process's event loop.",
+    )
     consumer_max_attempts: int = Field(
         default=3, description="Handler failures per event before it is dead-lettered."
     )

@@ -6,15 +6,10 @@ import os
 
 import pytest
 from pydantic import SecretStr
-from thrive_notifier.entrypoints.delivery_process import (
-    _apply_relay_metrics,
-    _RelayMetrics,
-    settings_env,
-)
+from thrive_notifier.entrypoints.delivery_process import settings_env
 from thrive_notifier.entrypoints.workers import delivery_loop
 from thrive_notifier.service_layer.delivery import BatchReport
 from thrive_notifier.settings import NotifierSettings
-from thrive_shared.observability import metrics as shared_metrics
 
 
 def test_a_child_reads_back_the_settings_it_was_given(monkeypatch: pytest.MonkeyPatch):
@@ -65,20 +60,3 @@ async def test_a_stopped_loop_finishes_its_batch_and_returns(monkeypatch: pytest
         5,
     )
     assert [r.claimed for r in seen] == [5]
-
-
-def test_the_relays_counters_reach_the_parent_as_increments_and_its_gauges_as_values():
-    produced = shared_metrics.EVENTS_PRODUCED.labels("notifier-test", "t.v1", "x")
-    backlog = shared_metrics.OUTBOX_BACKLOG.labels("notifier-test")
-    child = _RelayMetrics()
-    child.report()  # whatever this process counted before
-    produced.inc(5)
-    backlog.set(7)
-    first = child.report()
-    assert ["EVENTS_PRODUCED", ["notifier-test", "t.v1", "x"], 5.0] in first["inc"]
-    assert ["OUTBOX_BACKLOG", ["notifier-test"], 7.0] in first["set"]
-    assert not any(i[1][0] == "notifier-test" for i in child.report()["inc"])  # sent once
-    before = produced._value.get()
-    _apply_relay_metrics(first)  # what the parent does with it
-    assert produced._value.get() == before + 5
-    _apply_relay_metrics({"inc": [["HTTP_REQUESTS", ["a", "b", "c", "d"], 1]]})  # ignored

@@ -59,6 +59,12 @@ class RecognitionSettings(CommonSettings):  # type: ignore[misc, unused-ignore]
         ge=700,
         description="Allocations between young garbage collections (Python's default: 700).",
     )
+    # The consumer's thread applies one batch while it decodes the next; the relay (reading
+    # committed rows, producing them to Kafka) gets a core of its own in a child process.
+    outbox_relay_process: bool = Field(
+        default=True,
+        description="Relay the outbox from a child process started (and restarted) by serve.",
+    )
     ingest_max_records: int = Field(
         default=2000,
         ge=1,
