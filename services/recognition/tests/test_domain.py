@@ -182,3 +182,16 @@ def test_cursor_round_trips_and_rejects_garbage() -> None:
     with pytest.raises(InvalidCursor):
         Cursor.decode("not-a-cursor")
     assert PageRequest.parse("5", c.encode()).after == c
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["ada|helped_10|*|1", "erased:00ff|theme_mastery|customer-first|3", "zoë|x|ünï|2", ""],
+)
+def test_milestone_ids_are_the_uuid5_they_always_were(key: str) -> None:
+    # Stable across redeliveries and versions: a new id would celebrate a milestone twice.
+    import uuid
+
+    from thrive_recognition.domain.milestones import _MILESTONE_NS, milestone_id
+
+    assert milestone_id(key) == str(uuid.uuid5(_MILESTONE_NS, key))

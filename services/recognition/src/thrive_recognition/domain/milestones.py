@@ -7,6 +7,7 @@ it lists every level the progress has reached; the repository inserts them with 
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
 import uuid
 from collections.abc import Iterable, Mapping
@@ -22,6 +23,16 @@ from thrive_shared.contracts import CelebrationSize
 from thrive_recognition.domain.model import Milestone, Progress
 
 _MILESTONE_NS = uuid.UUID("6f1c1a52-36a0-4c55-9d1e-2b2f6a0de7a1")
+_NS_BYTES = _MILESTONE_NS.bytes
+
+
+def milestone_id(key: str) -> str:
+    """`str(uuid.uuid5(_MILESTONE_NS, key))`, without the UUID object (~0.8 per event)."""
+    b = bytearray(hashlib.sha1(_NS_BYTES + key.encode()).digest()[:16])  # noqa: S324 - RFC 4122 v5
+    b[6] = (b[6] & 0x0F) | 0x50  # version 5
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class RuleKind(StrEnum):
@@ -79,7 +90,7 @@ class Reached:
         """The milestone record, with an id stable across redeliveries."""
         key = f"{person}|{self.rule.id}|{self.scope}|{self.level.level}"
         return Milestone(
-            id=str(uuid.uuid5(_MILESTONE_NS, key)),
+            id=milestone_id(key),
             person=person,
             team=team,
             rule_id=self.rule.id,
