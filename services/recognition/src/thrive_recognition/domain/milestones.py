@@ -20,7 +20,7 @@ from typing import Any
 
 from thrive_shared.contracts import CelebrationSize
 
-from thrive_recognition.domain.model import Milestone, Progress
+from thrive_recognition.domain.model import Milestone, Progress, hot_record
 
 _MILESTONE_NS = uuid.UUID("6f1c1a52-36a0-4c55-9d1e-2b2f6a0de7a1")
 _NS_BYTES = _MILESTONE_NS.bytes
@@ -78,7 +78,7 @@ class Rule:
     themes: frozenset[str] = frozenset()  # theme_mastery: only these themes (empty: any)
 
 
-@dataclass(frozen=True, slots=True)
+@hot_record
 class Reached:
     """A (rule, scope, level) the progress has reached."""
 

@@ -65,6 +65,7 @@ from thrive_recognition.domain.model import (
     Person,
     ProgressUpdate,
     Thanks,
+    hot_record,
 )
 from thrive_recognition.domain.periods import is_known_zone, zone
 from thrive_recognition.domain.rings import RingPolicy
@@ -561,7 +562,7 @@ async def give_thanks(
     return thanks
 
 
-@dataclass(frozen=True, slots=True)
+@hot_record
 class ThanksDraft:
     """A validated thanks about to be recorded."""
 
@@ -744,7 +745,7 @@ def _prepare_effects(
     return out
 
 
-@dataclass(frozen=True, slots=True)
+@hot_record
 class ExternalEvent:
     """Help reported by another system: its source, its event id, the payload."""
 
