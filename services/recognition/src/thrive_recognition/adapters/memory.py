@@ -342,9 +342,6 @@ class InMemoryUnitOfWork:
     def render(self) -> None:
         """Nothing to serialise in memory."""
 
-    async def write(self) -> None:
-        """Nothing to write ahead in memory."""
-
     def events(self, kind: type[Any]) -> list[Any]:
         """Payloads published so far of one event type."""
         return [e.data for e in self.published if isinstance(e.data, kind)]

@@ -68,12 +68,6 @@ class SqlUnitOfWork:
             self.published.extend(self._pending)
             self._pending = []
 
-    async def write(self) -> None:
-        """Write the events rendered so far to the outbox (in order, before later ones)."""
-        if self._rows:
-            rows, self._rows = self._rows, []
-            await enqueue_rows(self.conn, rows)
-
     async def flush(self) -> None:
         """Write queued events to the outbox (call before the transaction commits)."""
         self.render()

@@ -250,39 +250,17 @@ async def _progress(
         await asyncio.gather(applying, return_exceptions=True)
         raise
     progress = await applying
-    # The events rendered so far go into the outbox while this process evaluates the rules.
-    writing = asyncio.ensure_future(uow.write())
-    try:
-        await asyncio.sleep(0)
-        candidates = [
-            r.milestone(person=person, team=teams.get(person), at=at)
-            for person, p in progress.items()
-            for r in policies.rules.reached(p)
-        ]
-    except BaseException:
-        await asyncio.gather(writing, return_exceptions=True)
-        raise
-    await writing
+    candidates = [
+        r.milestone(person=person, team=teams.get(person), at=at)
+        for person, p in progress.items()
+        for r in policies.rules.reached(p)
+    ]
     if not candidates:
         return []
-    # And their events are built while Postgres inserts them; only the new ones are published.
-    inserting = asyncio.ensure_future(uow.repo.add_milestones(candidates))
-    try:
-        await asyncio.sleep(0)
-        stamp = utcnow()
-        events = [_milestone_event(m, source=policies.source, at=stamp) for m in candidates]
-    except BaseException:
-        await asyncio.gather(inserting, return_exceptions=True)
-        raise
-    new = await inserting
-    if len(new) == len(candidates):
-        for event in events:
-            await uow.publish(event)
-    else:
-        inserted = {m.id for m in new}
-        for m, event in zip(candidates, events, strict=True):
-            if m.id in inserted:
-                await uow.publish(event)
+    new = await uow.repo.add_milestones(candidates)
+    stamp = utcnow()
+    for m in new:
+        await uow.publish(_milestone_event(m, source=policies.source, at=stamp))
     return new
 
 

@@ -24,7 +24,3 @@ class UnitOfWork(Protocol):
     def render(self) -> None:
         """Prepare what was published so far for the outbox (CPU work, no I/O)."""
         ...
-
-    async def write(self) -> None:
-        """Write what was rendered so far to the outbox now (the rest when it commits)."""
-        ...
