@@ -385,3 +385,108 @@ async def live_stream(s: LeaderboardSettings, topic: str) -> AsyncIterator[LiveS
 
 async def _off_board(client, who) -> bool:
     return (await rank(client, who)).get("rank") is None
+
+
+async def test_an_erasure_never_overlaps_another_members_apply(migrated):
+    """Two members' transactions at once: the erasure waits, so no row of the person stays."""
+    s = migrated
+    applier = Applier(repo=Repository(), keys=make_keys(s), tz=s.tz(), boards=None)
+    url = s.database_url
+    member, eraser, observer = [
+        await asyncpg.connect(url, server_settings={"search_path": "leaderboard"}) for _ in range(3)
+    ]
+    try:
+        in_flight = member.transaction()
+        await in_flight.start()
+        # One member's batch for eve, not committed yet: her rows are new, so the erasure's
+        # deletes would not even wait for them without the apply lock.
+        await applier.apply_batch(member, [thanks(1, "eve", "ann"), thanks(2, "eve", "bob")])
+
+        async def erase() -> None:
+            async with eraser.transaction():
+                await applier.apply_batch(
+                    eraser, [make_event(PersonErased(person="eve"), source="hr")]
+                )
+
+        erasing = asyncio.create_task(erase())
+
+        async def erasure_waits_or_is_done() -> bool:
+            waiting = await observer.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            )
+            return erasing.done() or waiting > 0
+
+        await wait_for(erasure_waits_or_is_done, timeout=10)
+        await in_flight.commit()
+        await erasing
+        left = await observer.fetchval(
+            "SELECT (SELECT count(*) FROM standing WHERE person = 'eve')"
+            " + (SELECT count(*) FROM helped WHERE helper = 'eve')"
+        )
+        assert left == 0, "the erased person's rows came back from a concurrent apply"
+    finally:
+        for conn in (member, eraser, observer):
+            await conn.close()
+
+
+def milestone(i: int, who: str):
+    data = MilestoneReached(
+        milestone_id=f"m{i}",
+        person=who,
+        rule_id="streak",
+        level=1 + i,
+        size="small",
+        title="Streak",
+        reached_at=NOW,
+    )
+    return make_event(data, source="thrive/recognition", id=f"milestone-{i}")
+
+
+async def test_members_applying_concurrently_keep_memory_equal_to_postgres(
+    migrated, topics, publisher
+):
+    """Thanks (3 partitions) and milestones (2) for the same people, applied by 3 members."""
+    s = migrated.model_copy(update={"consumer_members": 3, "consumer_max_records": 7})
+    people = ["ann", "bob", "cat", "dan"]
+    helps = [thanks(i, people[i % 4], f"g{i % 9}") for i in range(240)]
+    milestones = [milestone(i, people[i % 4]) for i in range(80)]
+    async with running(s) as (rt, client):
+        assert len(rt.consumers) == 3
+        for i in range(0, 240, 30):  # interleaved, so members' batches overlap on rows
+            await send(publisher, topics["help"], helps[i : i + 30])
+            await send(publisher, topics["milestone"], milestones[i // 3 : i // 3 + 10])
+        await wait_for(
+            lambda: _all_time_totals(s.database_url, n=240, m=80),
+            timeout=60,
+            message="not every thanks and milestone was applied",
+        )
+        conn = await asyncpg.connect(s.database_url, server_settings={"search_path": "leaderboard"})
+        try:
+            rows = await conn.fetch(
+                "SELECT \"window\", person, n, m FROM standing WHERE scope = 'company'"
+            )
+        finally:
+            await conn.close()
+        assert len(rows) == 4 * 5
+
+        async def memory_matches() -> bool:
+            for r in rows:
+                for metric, value in (("thanks_received", r["n"]), ("milestones", r["m"])):
+                    got = await rank(client, r["person"], window=r["window"], metric=metric)
+                    assert got["score"] == value, (r["window"], r["person"], metric, got)
+            return True
+
+        # Memory follows commits through the mirror worker: it must end where Postgres is.
+        await wait_for(memory_matches, timeout=30, message="memory differs from Postgres")
+
+
+async def _all_time_totals(url: str, *, n: int, m: int) -> bool:
+    conn = await asyncpg.connect(url, server_settings={"search_path": "leaderboard"})
+    try:
+        row = await conn.fetchrow(
+            "SELECT coalesce(sum(n), 0) AS n, coalesce(sum(m), 0) AS m FROM standing"
+            " WHERE scope = 'company' AND \"window\" = 'all_time'"
+        )
+        return (row["n"], row["m"]) == (n, m)
+    finally:
+        await conn.close()

@@ -148,14 +148,16 @@ def build_spec(settings: LeaderboardSettings | None = None) -> ServiceSpec:
         # next batch's database work (events count as applied once they are in memory).
         mirror = Mirror(app.applier, on_mirrored=metrics.EVENTS_APPLIED.inc)
         rt.add_task("leaderboard-mirror", mirror.run)
-        rt.add_consumer(
-            s.consumer_name,
-            topics=s.topics(),
-            handler=app.applier.handle,
-            batch_handler=app.applier.handle_batch,
-            after_commit=mirror.put,
-            group_id=s.consumer_group_id,
-        )
+        # Several members of one group (same inbox name): their batches overlap.
+        for _ in range(s.consumer_members):
+            rt.add_consumer(
+                s.consumer_name,
+                topics=s.topics(),
+                handler=app.applier.handle,
+                batch_handler=app.applier.handle_batch,
+                after_commit=mirror.put,
+                group_id=s.consumer_group_id,
+            )
 
         async def live_loop(_rt: Runtime) -> None:
             while True:

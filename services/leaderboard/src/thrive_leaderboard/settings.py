@@ -36,6 +36,13 @@ class LeaderboardSettings(CommonSettings):
     # a few statements whatever its size (freshness is unaffected: a batch closes after
     # 50 ms however few records it has).
     consumer_max_records: int = Field(default=2000, ge=1)
+    # Members of the consumer group in this process. Each owns some partitions and applies
+    # its batches in its own transaction, so one member's Python runs while another's
+    # statements run in Postgres (one member leaves one core idle most of the time). Help
+    # events are keyed by helper, so members write disjoint `helped` pairs; erasures
+    # exclude concurrent applies (see Applier) and memory ignores stale values (see
+    # Leaderboards.apply_committed). Match it to the help topic's partitions.
+    consumer_members: int = Field(default=3, ge=1, le=32)
     # Young collections every this many allocations (Python's default is 700). The apply
     # path allocates a few dozen short-lived objects per event; with the default, young
     # and middle collections ran every few events and cost as much as the work itself.

@@ -6,6 +6,7 @@ from thrive_leaderboard.domain.contributions import PersonKeys
 from thrive_leaderboard.domain.periods import Window
 from thrive_leaderboard.domain.scoring import Counters, Metric, Weights, scorers
 from thrive_leaderboard.domain.standings import StoredBoard
+from thrive_leaderboard.service_layer import apply as apply_module
 from thrive_leaderboard.service_layer.apply import Applier
 from thrive_leaderboard.service_layer.boards import BoardQuery, Leaderboards
 from thrive_leaderboard.service_layer.directory import Directory
@@ -23,6 +24,10 @@ class FakeRepository:
         self.helped = {}
         self.people = {}
         self.erased = set()
+        self.locks = []
+
+    async def lock_apply(self, conn, *, exclusive):
+        self.locks.append(exclusive)
 
     async def helped_days(self, conn, pairs):
         return {p: sorted(self.helped[p]) for p in pairs if p in self.helped}
@@ -152,3 +157,31 @@ async def test_an_applier_without_boards_keeps_nothing_for_memory():
     assert repo.rows, "the store got the rows"
     assert rebuild.take([(e, None) for e in events]) == [[], []]
     assert not rebuild._pending
+
+
+async def test_a_batch_with_an_erasure_takes_the_apply_lock_alone():
+    applier, _lb, repo = await make()
+    await applier.apply_batch(None, [thanks(1, "ann", "bob")])
+    erase = make_event(PersonErased(person="dan"), source="hr")
+    await applier.apply_batch(None, [thanks(2, "ann", "cat"), erase])
+    await applier.handle(None, thanks(3, "cat", "bob"), None)  # the per-event path runs alone
+    assert repo.locks == [False, True, True]
+
+
+async def test_dropping_never_committed_effects_keeps_other_members_batches_in_flight(
+    monkeypatch,
+):
+    monkeypatch.setattr(apply_module, "_MAX_PENDING", 4)
+    applier, lb, _repo = await make()
+    dead = [thanks(10 + i, "dan", f"g{i}") for i in range(5)]
+    for e in dead:  # dead-lettered one by one: never committed
+        await applier.apply_batch(None, [e])
+    in_flight = [thanks(1, "ann", "bob")]  # another member's batch, not committed yet
+    await applier.apply_batch(None, in_flight)
+    committed = [thanks(2, "cat", "bob")]
+    await applier.apply_batch(None, committed)
+    await applier.after_commit([(e, None) for e in committed])  # overflows the bound
+    await applier.after_commit([(e, None) for e in in_flight])
+    q = BoardQuery(window=Window.WEEK)
+    assert (await lb.rank(q, "ann")).rank is not None
+    assert (await lb.rank(q, "dan")).rank is None

@@ -133,6 +133,37 @@ async def test_erasure_removes_the_person_and_leaves_others_untouched():
     assert (await lb.rank(Q, "ann")).score == 300
 
 
+async def test_a_commit_reaching_memory_after_a_later_one_does_not_undo_it():
+    # Two consumer members commit a milestone and a thanks for ann; memory hears of the
+    # later commit (n=4, m=1) first: the earlier value (n=3, m=1) must not win.
+    lb, _ = make({MONTH: {"ann": c(3), "bob": c(2)}}, PEOPLE)
+    await lb.top(Q)
+    lb.apply_committed([CommittedRow(MONTH, "ann", c(4, m=1))])
+    lb.apply_committed([CommittedRow(MONTH, "ann", c(3, m=1))])
+    assert (await lb.rank(Q, "ann")).score == 400
+
+
+async def test_a_stale_commit_queued_during_a_load_does_not_undo_the_snapshot():
+    lb, store = make({MONTH: {"ann": c(5)}}, PEOPLE)
+    store.gate = asyncio.Event()
+    loading = asyncio.create_task(lb.top(Q))
+    await asyncio.sleep(0)  # the snapshot (ann 5) is read
+    lb.apply_committed([CommittedRow(MONTH, "ann", c(4))])  # committed before it, heard after
+    store.gate.set()
+    page = await loading
+    assert [(r.person, r.score) for r in page.items] == [("ann", 500)]
+
+
+async def test_rows_of_an_erased_person_reaching_memory_late_are_ignored():
+    # A member's commit landed just before the erasure but is mirrored after it.
+    lb, _ = make({MONTH: {"ann": c(3), "bob": c(5)}}, PEOPLE)
+    await lb.top(Q)
+    lb.erase("bob")
+    lb.apply_committed([CommittedRow(MONTH, "bob", c(6))])
+    assert (await lb.rank(Q, "bob")).rank is None
+    assert [r.person for r in (await lb.top(Q)).items] == ["ann"]
+
+
 async def test_neighbourhood_and_rising():
     lb, _ = make(
         {

@@ -113,6 +113,18 @@ class Repository:
            array_agg(d), array_agg(x), array_agg(m)
     FROM w GROUP BY 1, 2, 3
     """
+    # Consumer members apply batches concurrently; an erasure must run alone: an apply
+    # whose statement started before the tombstone committed would write the erased
+    # person's rows again (its upsert re-inserts a row the erasure deleted). Applies share
+    # this transaction lock, an erasure holds it exclusively (one key per schema).
+    LOCK_APPLY = """
+    SELECT pg_advisory_xact_lock_shared(
+        hashtextextended('thrive-leaderboard.apply:' || current_schema(), 0))
+    """
+    LOCK_ERASE = """
+    SELECT pg_advisory_xact_lock(
+        hashtextextended('thrive-leaderboard.apply:' || current_schema(), 0))
+    """
     # The stored days of some (helper, scope, giver) pairs.
     HELPED_DAYS = """
     SELECT h.helper, h.scope, h.giver, h.days
@@ -220,6 +232,10 @@ class Repository:
             CommittedBlock(_board(r[0], r[1], r[2]), r[3], r[4], r[5], r[6], r[7], r[8])
             for r in records
         ]
+
+    async def lock_apply(self, conn: asyncpg.Connection, *, exclusive: bool) -> None:
+        """Take the apply lock for this transaction: shared to apply, exclusive to erase."""
+        await conn.execute(self.LOCK_ERASE if exclusive else self.LOCK_APPLY)
 
     async def helped_days(
         self, conn: asyncpg.Connection, pairs: Sequence[PairKey]

@@ -8,10 +8,14 @@ transaction has committed (never before: a rolled back batch must leave no trace
 memory).
 
 Concurrency: the pair read is not locked. Help events are keyed by helper, so one
-helper's pairs are only ever written by the consumer owning that partition; during a
-rebalance the new owner starts at the last committed offset, which overlaps the old
+helper's pairs are only ever written by the consumer member owning that partition; during
+a rebalance the new owner starts at the last committed offset, which overlaps the old
 owner's batch in flight, and its inbox claim waits for that batch to commit before it
 reads any pair. The union in the pair upsert keeps the stored days exact regardless.
+Members of the group apply their batches concurrently (milestones and help for one
+person may then write the same standing rows: row locks order them, and memory ignores
+a value older than the one it holds). A batch holding an erasure takes the apply lock
+exclusively, every other batch shares it, so no apply overlaps an erasure.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -116,8 +121,13 @@ class Applier:
         return None
 
     async def handle(self, conn: asyncpg.Connection, env: Envelope[Any], meta: object) -> None:
-        """EventConsumer handler: apply one event in the consumer's transaction."""
-        await self.apply_batch(conn, [env])
+        """EventConsumer handler: apply one event in the consumer's transaction.
+
+        The per-event path (after a batch failed) runs alone: the lock is taken
+        exclusively by its first event, so a later erasure in the same transaction never
+        has to upgrade a shared lock while other members hold theirs.
+        """
+        await self.apply_batch(conn, [env], exclusive=True)
 
     async def handle_batch(
         self, conn: asyncpg.Connection, batch: Sequence[tuple[Envelope[Any], object]]
@@ -125,8 +135,17 @@ class Applier:
         """EventConsumer batch handler: the deduplicated batch, set-based, in one transaction."""
         await self.apply_batch(conn, [env for env, _meta in batch])
 
-    async def apply_batch(self, conn: asyncpg.Connection, envs: Sequence[Envelope[Any]]) -> None:
-        """Apply events in order inside the caller's transaction; remember their effects."""
+    async def apply_batch(
+        self, conn: asyncpg.Connection, envs: Sequence[Envelope[Any]], *, exclusive: bool = False
+    ) -> None:
+        """Apply events in order inside the caller's transaction; remember their effects.
+
+        Takes the apply lock first: exclusively if an event erases someone (or if asked).
+        """
+        if not envs:
+            return
+        erases = exclusive or any(isinstance(env.data, PersonErased) for env in envs)
+        await self.repo.lock_apply(conn, exclusive=erases)
         run: list[Envelope[Any]] = []
         for env in envs:
             if isinstance(env.data, PersonUpserted | PersonErased):
@@ -195,13 +214,14 @@ class Applier:
         taken = [self._pending.pop((env.source, env.id), []) for env, _meta in applied]
         self.applied_events += len(applied)
         # Whatever is left belongs to transactions that never committed (dead-lettered
-        # events); committed batches waiting to be mirrored took theirs already.
-        if len(self._pending) > _MAX_PENDING:
-            log.warning(
-                "dropping effects of events that never committed",
-                extra={"count": len(self._pending)},
-            )
-            self._pending.clear()
+        # events), or to other members' batches still under way: drop the oldest only
+        # (those in flight were claimed last, and are far fewer than the bound).
+        pending = self._pending
+        if len(pending) > _MAX_PENDING:
+            excess = len(pending) - _MAX_PENDING // 2
+            log.warning("dropping effects of events that never committed", extra={"count": excess})
+            for key in list(islice(pending, excess)):
+                del pending[key]
         return taken
 
     def mirror(self, taken: Sequence[list[Effect]]) -> None:

@@ -125,6 +125,15 @@ class Riser:
     gain: int
 
 
+def _older(new: Counters, held: Counters | None) -> bool:
+    """Whether `new` was committed before `held` (a stale value reaching memory late).
+
+    Every committed increment of a row adds a thanks (`n`) or a milestone (`m`), so a
+    row's `n + m` grows with every commit: a smaller sum is an earlier commit.
+    """
+    return held is not None and new.n + new.m < held.n + held.m
+
+
 @dataclass
 class _Loading:
     done: asyncio.Future[PeriodStandings]
@@ -156,6 +165,9 @@ class Leaderboards:
         self._used: dict[StoredBoard, float] = {}
         self._loading: dict[StoredBoard, _Loading] = {}
         self._rising: dict[tuple[BoardQuery, str, int], tuple[float, list[Riser]]] = {}
+        # People erased since start: no committed row may bring them back (see
+        # apply_committed). Postgres keeps the durable, keyed tombstones.
+        self._erased: set[str] = set()
         # Called with (board, person) when the person's place on a board may have changed:
         # after every committed row, and when they opt back in.
         self.listeners: list[Callable[[StoredBoard, str], None]] = []
@@ -209,7 +221,7 @@ class Leaderboards:
             for person, c in loading.queued:  # committed while the snapshot was read
                 if c is None:
                     board.remove(person)
-                else:
+                elif not _older(c, board.counters.get(person)):
                     board.put(person, c)
             self._boards[key] = board
             # A board is millions of long-lived, acyclic objects: take them out of the cycle
@@ -261,17 +273,28 @@ class Leaderboards:
     # ---- keeping in step with commits --------------------------------------------------
 
     def apply_committed(self, rows: Iterable[CommittedRow]) -> None:
-        """Mirror rows just committed to Postgres (absolute values, so replays are harmless)."""
+        """Mirror rows just committed to Postgres (absolute values, so replays are harmless).
+
+        Consumer members commit concurrently, so two commits of one row (a milestone and a
+        thanks for the same person) may reach memory in either order: a value older than
+        the one held is ignored, as is any row of a person erased since start (a commit
+        that landed just before the erasure but reached memory after it).
+        """
         key: StoredBoard | None = None
         board: PeriodStandings | None = None
         loading: _Loading | None = None
         listeners = self.listeners
+        erased = self._erased
         for row in rows:
             if row.board is not key:  # rows come grouped by board: look it up once per run
                 key = row.board
                 board = self._boards.get(key)
                 loading = self._loading.get(key) if board is None else None
+            if erased and row.person in erased:
+                continue
             if board is not None:
+                if _older(row.counters, board.counters.get(row.person)):
+                    continue
                 board.put(row.person, row.counters)
             elif loading is not None:
                 loading.queued.append((row.person, row.counters))
@@ -280,6 +303,7 @@ class Leaderboards:
 
     def erase(self, person: str) -> None:
         """Forget the person on every board in memory (departure listeners are told)."""
+        self._erased.add(person)
         departed = []
         for key, board in self._boards.items():
             if person in board.counters:
