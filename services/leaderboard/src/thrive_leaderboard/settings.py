@@ -41,7 +41,7 @@ class LeaderboardSettings(CommonSettings):
     # statements run in Postgres (one member leaves one core idle most of the time). Help
     # events are keyed by helper, so members write disjoint `helped` pairs; erasures
     # exclude concurrent applies (see Applier) and memory ignores stale values (see
-    # Leaderboards.apply_committed). Match it to the help topic's partitions.
+    # Leaderboards.apply_committed). More members than help partitions would sit idle.
     consumer_members: int = Field(default=3, ge=1, le=32)
     # Young collections every this many allocations (Python's default is 700). The apply
     # path allocates a few dozen short-lived objects per event; with the default, young
