@@ -16,6 +16,7 @@ from thrive_shared.contracts.topics import physical
 from thrive_shared.outbox import enqueue_many, enqueue_rendered
 
 from thrive_notifier.adapters.memory import decode_cursor, encode_cursor
+from thrive_notifier.domain.attention import local_now
 from thrive_notifier.domain.audience import AudienceFacts, AudienceQuery
 from thrive_notifier.domain.digest import DigestEntry
 from thrive_notifier.domain.messages import REDACTED_TITLE, Message
@@ -43,6 +44,7 @@ from thrive_notifier.service_layer.ports import (
     Deferral,
     DueReminder,
     InboxItem,
+    LargeFanOutResult,
     NewDelivery,
     Page,
     ParkedDelivery,
@@ -77,6 +79,18 @@ def _as_texts(args: list[Any]) -> list[Any] | None:
             return None
         out.append(joined)
     return out
+
+
+# Timezones LARGE_FANOUT has been given local times for (it names any other it meets).
+_ZONES: set[str] = {"UTC"}
+
+
+def _zone_table(now: datetime) -> list[list[Any]]:
+    """LARGE_FANOUT's $12..$14: each known zone's local time and day at `now`, by the
+    domain's rules (an unknown name is UTC there, as everywhere in the notifier)."""
+    names = sorted(_ZONES)
+    local = [local_now(now, n) for n in names]
+    return [names, [t.time() for t in local], [t.date() for t in local]]
 
 
 def person_digest(person: str) -> bytes:
@@ -329,6 +343,149 @@ class SQL:
             FROM created c""",
         )
     )
+    # A large milestone, set-based (the rules of fanout._Batch.plan, in SQL): its audience
+    # (the subject, followers of the person, the team and the themes) minus everyone whose
+    # mutes cover it; erased and inactive people skipped; each person's preferences (or the
+    # defaults, $15..$21) and local time and day from $12..$14 (computed in Python with the
+    # domain's zone rules); quiet hours, then budget (today's use, this transaction's
+    # included), then digest or quiet inbox; ledger keys hashed as DeliveryKey does. If a
+    # reachable person's timezone is not in $12, nothing is written and it is named in
+    # `unknown_zones` (the caller computes it and runs the statement again).
+    LARGE_FANOUT = """
+        WITH zones AS (
+            SELECT * FROM unnest($12::text[], $13::time[], $14::date[])
+                AS z(name, local_time, local_day)
+        ), cand AS (
+            SELECT $2::text AS person
+            UNION SELECT person FROM follow WHERE kind = 'person' AND target = $2
+            UNION SELECT person FROM follow WHERE kind = 'team' AND target = $3
+            UNION SELECT person FROM follow WHERE kind = 'theme' AND target = ANY($4::text[])
+        ), people AS (
+            SELECT c.person, pe.team, pe.email,
+                   EXISTS (SELECT 1 FROM erased_person e
+                           WHERE e.person_digest = sha256(convert_to(c.person, 'UTF8')))
+                       OR NOT coalesce(pe.active, true) AS skipped,
+                   pr.person IS NULL AS dflt, pr.daily_budget, pr.quiet_start, pr.quiet_end,
+                   pr.channels, pr.digest_frequency, pr.webhook_url,
+                   coalesce(nullif(CASE WHEN pr.person IS NULL THEN $18::text
+                                        ELSE pr.timezone END, ''),
+                            nullif(pe.timezone, ''), 'UTC') AS tz
+            FROM cand c
+            LEFT JOIN person pe ON pe.person = c.person
+            LEFT JOIN preferences pr ON pr.person = c.person
+            WHERE NOT EXISTS (
+                SELECT 1 FROM mute m WHERE m.person = c.person AND (
+                    (m.kind = 'person' AND m.target = ANY($5::text[]))
+                    OR (m.kind = 'theme' AND m.target = ANY($4::text[]))
+                    OR (m.kind = 'kind' AND m.target = $6)))
+        ), reach AS (
+            SELECT p.person, p.team, p.email, p.tz, z.local_time, z.local_day,
+                   CASE WHEN p.dflt THEN $15::int ELSE p.daily_budget END AS budget,
+                   CASE WHEN p.dflt THEN $16::time ELSE p.quiet_start END AS qs,
+                   CASE WHEN p.dflt THEN $17::time ELSE p.quiet_end END AS qe,
+                   CASE WHEN p.dflt THEN $19::text[] ELSE p.channels END AS channels,
+                   CASE WHEN p.dflt THEN $20::text ELSE p.digest_frequency END AS frequency,
+                   CASE WHEN p.dflt THEN $21::text ELSE p.webhook_url END AS webhook_url
+            FROM people p LEFT JOIN zones z ON z.name = p.tz
+            WHERE NOT p.skipped
+        ), ok AS (
+            SELECT NOT EXISTS (SELECT 1 FROM reach WHERE local_day IS NULL) AS ok
+        ), reasoned AS (
+            SELECT r.*,
+                   CASE WHEN r.qs IS NOT NULL AND r.qe IS NOT NULL AND r.qs <> r.qe
+                             AND CASE WHEN r.qs < r.qe
+                                      THEN r.local_time >= r.qs AND r.local_time < r.qe
+                                      ELSE r.local_time >= r.qs OR r.local_time < r.qe END
+                        THEN 'quiet_hours'
+                        WHEN r.budget <= 0 THEN 'budget'
+                        WHEN (SELECT count(*) FROM budget_spend b
+                              WHERE b.person = r.person AND b.day = r.local_day) >= r.budget
+                        THEN 'budget'
+                   END AS reason
+            FROM reach r
+        ), plan AS (
+            SELECT r.*, r.person = $2 AS mine,
+                   CASE WHEN r.reason IS NULL THEN 'live'
+                        WHEN r.frequency = 'off' THEN 'quiet'
+                        ELSE 'deferred' END AS mode
+            FROM reasoned r
+        ), msgs AS (
+            SELECT v.mine, v.p, v.p ->> 'kind' AS kind, v.p ->> 'about' AS about,
+                   v.p ->> 'subject' AS subject, v.p ->> 'title' AS title,
+                   coalesce(v.p ->> 'body', '') AS body,
+                   ARRAY(SELECT jsonb_array_elements_text(v.p -> 'themes')) AS themes
+            FROM (VALUES (true, $8::text::jsonb), (false, $9::text::jsonb)) AS v(mine, p)
+        ), spend AS (
+            INSERT INTO budget_spend (person, day, event_id)
+            SELECT pl.person, pl.local_day, $1 FROM plan pl, ok
+            WHERE ok.ok AND pl.mode = 'live'
+            ON CONFLICT DO NOTHING
+        ), deferred AS (
+            INSERT INTO digest_item (person, event_id, kind, reason, subject, title, themes,
+                                     payload, created_at)
+            SELECT pl.person, $1, m.kind, pl.reason, m.subject, m.title, m.themes, m.p, $7
+            FROM plan pl JOIN msgs m ON m.mine = pl.mine, ok
+            WHERE ok.ok AND pl.mode = 'deferred'
+            ON CONFLICT (person, event_id) DO NOTHING
+        ), input AS (
+            SELECT 'person' AS rkind, pl.person AS recipient, ch.channel, pl.mine,
+                   pl.mode = 'quiet' AS quiet, pl.team
+            FROM plan pl CROSS JOIN LATERAL (
+                SELECT 'in_app' AS channel
+                UNION ALL SELECT 'email' WHERE pl.mode = 'live'
+                    AND 'email' = ANY(pl.channels) AND pl.email <> ''
+                UNION ALL SELECT 'webhook' WHERE pl.mode = 'live'
+                    AND 'webhook' = ANY(pl.channels) AND pl.webhook_url <> ''
+            ) AS ch
+            WHERE pl.mode <> 'deferred'
+            UNION ALL
+            SELECT 'team', t.team, 'webhook', false, false, t.team
+            FROM team_channel t WHERE t.team = $3
+        ), ins AS (
+            INSERT INTO delivery (event_id, recipient_kind, recipient, channel, idempotency_key,
+                                  kind, state, payload, next_attempt_at, delivered_at,
+                                  traceparent, tracestate)
+            SELECT $1, i.rkind, i.recipient, i.channel,
+                   left(encode(sha256(convert_to(
+                       concat_ws(E'\\x1f', $1::text, i.rkind, i.recipient, i.channel), 'UTF8')),
+                       'hex'), 40),
+                   m.kind, CASE WHEN i.channel = 'in_app' THEN 'delivered' ELSE 'pending' END,
+                   CASE WHEN i.channel = 'in_app' THEN '{}'::jsonb ELSE m.p END, $7,
+                   CASE WHEN i.channel = 'in_app' THEN $7::timestamptz END,
+                   CASE WHEN i.channel <> 'in_app' THEN $10::text END,
+                   CASE WHEN i.channel <> 'in_app' THEN $11::text END
+            FROM input i JOIN msgs m ON m.mine = i.mine, ok
+            WHERE ok.ok
+            ON CONFLICT DO NOTHING
+            RETURNING id, recipient_kind, recipient, channel, idempotency_key
+        ), created AS (
+            SELECT ins.id, ins.recipient, ins.channel, ins.idempotency_key, i.mine, i.quiet,
+                   i.team, i.rkind
+            FROM ins JOIN input i ON i.rkind = ins.recipient_kind
+                                 AND i.recipient = ins.recipient AND i.channel = ins.channel
+        ), inbox AS (
+            INSERT INTO inbox_item (person, delivery_id, kind, about, subject, title, body,
+                                    themes, payload, quiet, created_at)
+            SELECT c.recipient, c.id, m.kind, m.about, m.subject, m.title, m.body, m.themes,
+                   m.p, c.quiet, $7
+            FROM created c JOIN msgs m ON m.mine = c.mine
+            WHERE c.channel = 'in_app' AND c.rkind = 'person'
+        ), shown AS (
+            SELECT * FROM created WHERE channel = 'in_app' AND rkind = 'person' AND NOT quiet
+        )
+        SELECT ARRAY(SELECT DISTINCT tz FROM reach WHERE local_day IS NULL) AS unknown_zones,
+               (SELECT count(*) FROM people WHERE skipped) AS skipped,
+               (SELECT count(*) FROM plan WHERE reason = 'budget') AS budget,
+               (SELECT count(*) FROM plan WHERE reason = 'quiet_hours') AS quiet_hours,
+               ARRAY(SELECT channel || '=' || count(*) FROM created GROUP BY channel)
+                   AS created,
+               ARRAY(SELECT recipient FROM shown ORDER BY recipient COLLATE "C")
+                   AS recipients,
+               ARRAY(SELECT team FROM shown ORDER BY recipient COLLATE "C") AS teams,
+               ARRAY(SELECT idempotency_key FROM shown ORDER BY recipient COLLATE "C")
+                   AS keys,
+               ARRAY(SELECT mine FROM shown ORDER BY recipient COLLATE "C") AS mine
+    """
     COMMIT_FANOUT = _COMMIT_FANOUT.format(**_ARRAYS)
     COMMIT_FANOUT_TEXT = _COMMIT_FANOUT.format(**_TEXTS)
     DEFER = """
@@ -655,6 +812,50 @@ class PostgresRepository:
                 fresh.discard(k)
                 out.append(d)
         return out
+
+    async def fan_out_large(
+        self, c: Celebration, *, mine: Message, others: Message, now: datetime
+    ) -> LargeFanOutResult:
+        d = self.defaults
+        args = [
+            c.event_id,
+            c.subject,
+            c.team,
+            list(c.themes),
+            sorted(c.involved),
+            c.kind.value,
+            now,
+            orjson.dumps(mine.to_payload()).decode(),
+            orjson.dumps(others.to_payload()).decode(),
+            c.trace.traceparent if c.trace else None,
+            c.trace.tracestate if c.trace else None,
+        ]
+        defaults = [
+            d.daily_budget,
+            d.quiet_start,
+            d.quiet_end,
+            d.timezone,
+            sorted(ch.value for ch in d.channels),
+            d.digest_frequency.value,
+            d.webhook_url,
+        ]
+        row = await self.conn.fetchrow(SQL.LARGE_FANOUT, *args, *_zone_table(now), *defaults)
+        if row["unknown_zones"]:  # a timezone not seen before: learn it, then write
+            _ZONES.update(row["unknown_zones"])
+            row = await self.conn.fetchrow(SQL.LARGE_FANOUT, *args, *_zone_table(now), *defaults)
+            assert not row["unknown_zones"]
+        created = dict(entry.split("=") for entry in row["created"])
+        deferred = {r: n for r in ("budget", "quiet_hours") if (n := row[r])}
+        return LargeFanOutResult(
+            delivered={k: int(n) for k, n in created.items() if k == Channel.IN_APP.value},
+            reserved={k: int(n) for k, n in created.items() if k != Channel.IN_APP.value},
+            deferred=deferred,
+            skipped=row["skipped"],
+            recipients=row["recipients"],
+            teams=row["teams"],
+            keys=row["keys"],
+            mine=row["mine"],
+        )
 
     @staticmethod
     def _delivery_args(deliveries: Sequence[NewDelivery], now: datetime) -> list[Any]:

@@ -35,11 +35,14 @@ from thrive_notifier.domain.model import (
     Kind,
     Recipient,
     RecipientKind,
+    TraceContext,
 )
 from thrive_notifier.service_layer.ports import (
     Announcement,
     AudienceData,
     Deferral,
+    LargeFanOut,
+    LargeFanOutResult,
     NewDelivery,
     Repository,
 )
@@ -81,17 +84,62 @@ def announcements(deliveries: Iterable[NewDelivery], *, at: datetime) -> list[An
     cap = CelebrationDelivered.MAX_RECIPIENTS
     for group in groups.values():
         for start in range(0, len(group), cap):
-            out.append(_announcement(group[start : start + cap], at))
+            part = group[start : start + cap]
+            first = part[0]
+            out.append(
+                _announcement(
+                    first.key.event_id,
+                    first.message,
+                    [d.key.recipient.id for d in part],
+                    [d.team for d in part],
+                    [d.key.idempotency_key for d in part],
+                    at=at,
+                    trace=first.trace,
+                )
+            )
     return out
 
 
-def _announcement(ds: Sequence[NewDelivery], at: datetime) -> Announcement:
-    first = ds[0]
-    about = first.key.event_id
+def large_announcements(
+    c: Celebration, r: LargeFanOutResult, *, mine: Message, others: Message, at: datetime
+) -> list[Announcement]:
+    """`announcements` for a set-based fan-out: the same events from its columns."""
+    groups: dict[bool, list[int]] = {}
+    for n, is_mine in enumerate(r.mine):
+        groups.setdefault(is_mine, []).append(n)
+    out: list[Announcement] = []
+    cap = CelebrationDelivered.MAX_RECIPIENTS
+    for is_mine, idx in groups.items():
+        for start in range(0, len(idx), cap):
+            part = idx[start : start + cap]
+            out.append(
+                _announcement(
+                    c.event_id,
+                    mine if is_mine else others,
+                    [r.recipients[n] for n in part],
+                    [r.teams[n] for n in part],
+                    [r.keys[n] for n in part],
+                    at=at,
+                    trace=c.trace,
+                )
+            )
+    return out
+
+
+def _announcement(
+    about: str,
+    m: Message,
+    recipients: list[str],
+    teams: list[str | None],
+    keys: Sequence[str],
+    *,
+    at: datetime,
+    trace: TraceContext | None,
+) -> Announcement:
     # Deterministic, so a retried transaction renders the same id; distinct per recipient set.
     digest = hashlib.sha256(about.encode())
-    for d in ds:
-        digest.update(b"\x1f" + d.key.idempotency_key.encode())
+    for k in keys:
+        digest.update(b"\x1f" + k.encode())
     delivery_id = f"delivered:{digest.hexdigest()[:40]}"
     body = {
         "specversion": "1.0",
@@ -106,11 +154,11 @@ def _announcement(ds: Sequence[NewDelivery], at: datetime) -> Announcement:
             "delivery_id": delivery_id,
             "about": about,
             "channel": Channel.IN_APP.value,
-            "kind": first.message.kind.value,
-            "title": first.message.title[:300],
-            "themes": list(first.message.themes),
-            "recipients": [d.key.recipient.id for d in ds],
-            "teams": [d.team for d in ds],
+            "kind": m.kind.value,
+            "title": m.title[:300],
+            "themes": list(m.themes),
+            "recipients": recipients,
+            "teams": teams,
             "delivered_at": at,
         },
     }
@@ -118,7 +166,7 @@ def _announcement(ds: Sequence[NewDelivery], at: datetime) -> Announcement:
         event_id=delivery_id,
         key=about,
         payload=orjson.dumps(body, option=orjson.OPT_UTC_Z),
-        trace=first.trace,
+        trace=trace,
     )
 
 
@@ -145,10 +193,20 @@ async def celebrate(repo: Repository, c: Celebration, *, now: datetime) -> FanOu
     return await celebrate_many(repo, [c], now=now)
 
 
+def is_large(c: Celebration) -> bool:
+    """A celebration whose audience is its followers (~1,500 people for a popular person)."""
+    return c.kind is Kind.MILESTONE and c.large and not c.private
+
+
 async def celebrate_many(
-    repo: Repository, cs: Sequence[Celebration], *, now: datetime
+    repo: Repository, cs: Sequence[Celebration], *, now: datetime, bulk: bool = True
 ) -> FanOutResult:
-    """Fan out a batch of celebrations with one read and one write for all of them."""
+    """Fan out a batch of celebrations with one read and one write for all of them.
+
+    Large milestones go set-based when the repository can (`LargeFanOut`): one statement
+    each, after the others' write (so their budget use counts), with the same rules and
+    ledger keys. `bulk=False` plans every recipient here (what the fake always does).
+    """
     result = FanOutResult()
     # The same event twice (a redelivery queued twice) is one celebration: every delivery
     # key derives from the event, so this keeps one per ledger key without hashing them all.
@@ -158,6 +216,10 @@ async def celebrate_many(
     cs = list(first.values())
     if not cs:
         return result
+    large: list[Celebration] = []
+    if bulk and isinstance(repo, LargeFanOut):
+        large = [c for c in cs if is_large(c)]
+        cs = [c for c in cs if not is_large(c)]
     facts: dict[str, AudienceFacts] = {}
     for c in cs:  # follower lookups: only large milestones and asks need one
         query = audience_query(c)
@@ -165,29 +227,54 @@ async def celebrate_many(
     cands = {c.event_id: candidates(c, facts[c.event_id]) for c in cs}
     wanted: set[str] = set()
     teams: set[str] = set()
-    for c in cs:
+    for c in (*cs, *large):  # large ones: only their subject's name
         wanted |= c.involved
+    for c in cs:
         for r in cands[c.event_id]:
             (wanted if r.kind is RecipientKind.PERSON else teams).add(r.id)
     data = await repo.audience_data(wanted, now=now)
-    urls = await repo.team_channels(teams) if teams else {}
-    batch = _Batch(data=data, urls=urls, now=now, used=dict(data.used), result=result)
-    for c in cs:
-        batch.plan(c, facts[c.event_id])
-        # A large milestone plans thousands of deliveries: let the Kafka heartbeats and the
-        # relay run between celebrations rather than stall them for seconds.
-        await asyncio.sleep(0)
-    created = await repo.commit_fanout(
-        spend=batch.spend,
-        deliveries=batch.deliveries,
-        deferrals=batch.deferrals,
-        now=now,
-    )
-    await announce(repo, created, now=now)
-    for d in created:
-        bucket = result.delivered if d.state is DeliveryState.DELIVERED else result.reserved
-        bucket[d.key.channel.value] += 1
+    if cs:
+        urls = await repo.team_channels(teams) if teams else {}
+        batch = _Batch(data=data, urls=urls, now=now, used=dict(data.used), result=result)
+        for c in cs:
+            batch.plan(c, facts[c.event_id])
+            # A large milestone plans thousands of deliveries: let the Kafka heartbeats and
+            # the relay run between celebrations rather than stall them for seconds.
+            await asyncio.sleep(0)
+        created = await repo.commit_fanout(
+            spend=batch.spend,
+            deliveries=batch.deliveries,
+            deferrals=batch.deferrals,
+            now=now,
+        )
+        await announce(repo, created, now=now)
+        for d in created:
+            bucket = result.delivered if d.state is DeliveryState.DELIVERED else result.reserved
+            bucket[d.key.channel.value] += 1
+    for c in large:
+        assert isinstance(repo, LargeFanOut)
+        result.merge(await _celebrate_large(repo, repo, c, data, now=now))
     return result
+
+
+async def _celebrate_large(
+    repo: Repository, bulk: LargeFanOut, c: Celebration, data: AudienceData, *, now: datetime
+) -> FanOutResult:
+    profiles = data.profiles
+    names = {p: profiles[p].name or p for p in c.involved if p in profiles}
+    mine = compose(c, Recipient(RecipientKind.PERSON, c.subject), names)
+    # Everyone but the subject (followers, the team channel) is told the same thing.
+    others = compose(c, Recipient(RecipientKind.TEAM, c.team or ""), names)
+    r = await bulk.fan_out_large(c, mine=mine, others=others, now=now)
+    items = large_announcements(c, r, mine=mine, others=others, at=now)
+    if items:
+        await repo.announce(items)
+    return FanOutResult(
+        delivered=Counter(r.delivered),
+        reserved=Counter(r.reserved),
+        deferred=Counter(r.deferred),
+        skipped=r.skipped,
+    )
 
 
 @dataclass

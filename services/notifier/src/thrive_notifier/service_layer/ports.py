@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from thrive_shared.contracts import Envelope
 
@@ -76,6 +76,40 @@ class AudienceData:
     profiles: dict[str, Profile]  # known or defaulted; erased people are absent
     mutes: dict[str, list[Mute]]
     used: dict[tuple[str, date], int]  # live pings already counted, days around now
+
+
+@dataclass(frozen=True, slots=True)
+class LargeFanOutResult:
+    """What one set-based fan-out wrote, as counts, plus the new announced in-app rows.
+
+    `recipients`, `teams`, `keys` and `mine` are the new, non-quiet in-app deliveries (for
+    CelebrationDelivered) in recipient order: who, their team, the ledger key, and whether
+    they got the subject's own message.
+    """
+
+    delivered: dict[str, int]  # new in-app rows, by channel
+    reserved: dict[str, int]  # new email/webhook rows, by channel
+    deferred: dict[str, int]  # by reason (budget, quiet_hours), as planned
+    skipped: int  # erased or inactive recipients
+    recipients: list[str] = field(default_factory=list)
+    teams: list[str | None] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    mine: list[bool] = field(default_factory=list)
+
+
+@runtime_checkable
+class LargeFanOut(Protocol):
+    """A repository that fans a large milestone out set-based (in the store itself).
+
+    Same rules and the same ledger keys as the per-recipient path (audience from follows,
+    mutes win, quiet hours in the person's timezone, budget, digests; nothing dropped),
+    without a Python object per recipient. `mine` is the subject's message, `others`
+    everyone else's (and the team channel's).
+    """
+
+    async def fan_out_large(
+        self, c: Celebration, *, mine: Message, others: Message, now: datetime
+    ) -> LargeFanOutResult: ...
 
 
 @dataclass(frozen=True, slots=True)
