@@ -390,7 +390,7 @@ class SQL:
             WHERE NOT p.skipped
         ), ok AS (
             SELECT NOT EXISTS (SELECT 1 FROM reach WHERE local_day IS NULL) AS ok
-        ), reasoned AS (
+        ), reasoned AS MATERIALIZED (  -- each person's budget use counted once
             SELECT r.*,
                    CASE WHEN r.qs IS NOT NULL AND r.qe IS NOT NULL AND r.qs <> r.qe
                              AND CASE WHEN r.qs < r.qe
