@@ -70,13 +70,17 @@ def build_spec(settings: NotifierSettings | None = None) -> ServiceSpec:
         # The consumer applies each poll's new events and fans their celebrations out in
         # the transaction of their inbox rows (one read, one write per batch). Several
         # members of one group (one name, so one inbox) split the partitions between them.
-        handler, batch_handler = kafka_entry.make_handlers(defaults=defaults)
+        lanes = s.large_fanout_lanes
+        handler, batch_handler = kafka_entry.make_handlers(defaults=defaults, queue_large=lanes > 0)
         # A commit may have reserved webhooks or emails: wake the delivery workers rather
-        # than leave them to their next poll.
+        # than leave them to their next poll; one that queued a large milestone wakes a lane.
         sends_due = asyncio.Event()
+        large_queued = asyncio.Event()
 
-        async def committed(_applied: Sequence[Any]) -> None:
+        async def committed(applied: Sequence[Any]) -> None:
             sends_due.set()
+            if any(kafka_entry.queues_large(env) for env, _meta in applied):
+                large_queued.set()
 
         for _ in range(s.consumer_instances):
             rt.add_consumer(
@@ -89,7 +93,7 @@ def build_spec(settings: NotifierSettings | None = None) -> ServiceSpec:
             )
 
         async def fanout(_rt: Runtime) -> None:
-            # Celebrations queued by an earlier version (fanout_queue) still go out.
+            # Without lanes: celebrations queued by an earlier version still go out.
             await fanout_loop(
                 uow,
                 wake=asyncio.Event(),
@@ -97,7 +101,18 @@ def build_spec(settings: NotifierSettings | None = None) -> ServiceSpec:
                 idle_seconds=s.fanout_idle_seconds,
             )
 
-        rt.add_task("fanout-queue", fanout)
+        async def lane(_rt: Runtime) -> None:
+            # One large milestone per transaction: its in-app rows and webhooks go out as
+            # soon as its own fan-out commits, not with a batch of others.
+            await fanout_loop(
+                uow, wake=large_queued, batch_size=1, idle_seconds=s.fanout_idle_seconds
+            )
+
+        if lanes:
+            for n in range(lanes):
+                rt.add_task(f"fanout-lane-{n}", lane)
+        else:
+            rt.add_task("fanout-queue", fanout)
         senders = make_senders(s)
         rt.state["senders"] = senders
 

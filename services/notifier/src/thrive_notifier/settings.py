@@ -51,8 +51,13 @@ class NotifierSettings(CommonSettings):
     smtp_sender: str = "Thrive <thrive@localhost>"
     email_enabled: bool = True
 
-    # The consumer fans out in its own transaction; this loop only drains celebrations an
-    # earlier version left in fanout_queue (checked every fanout_idle_seconds).
+    # The consumer fans out in its own transaction, except large milestones (~1,500
+    # recipients each) with `large_fanout_lanes` > 0: it queues them (fanout_queue, in its
+    # transaction) and that many lanes in the serving process fan them out, one per
+    # transaction, woken at the consumer's commit (and every fanout_idle_seconds), so the
+    # poll's other events never wait for them. 0: in the consumer, as before; the queue is
+    # then only drained, fanout_batch_size at a time (what an earlier version left).
+    large_fanout_lanes: int = Field(default=2, ge=0, le=8)
     fanout_batch_size: int = Field(default=200, ge=1)
     fanout_idle_seconds: float = Field(default=5.0, gt=0)
 

@@ -377,3 +377,23 @@ def test_one_event_per_celebration_split_past_the_recipient_cap():
     ]
     assert named == [(f"p{i}", f"t{i % 7}") for i in range(cap + 500)]
     assert len({a.event_id for a in out}) == 3
+
+
+async def test_the_lane_fans_large_milestones_out_apart_from_the_poll(uow):
+    """With the lane on, the consumer's transaction only queues a large milestone (its
+    other events are delivered at once); the lane delivers it and wakes the senders."""
+    for p in ("ana", "cy"):
+        await person(uow, p)
+    async with uow() as repo:
+        await repo.add_follow("cy", Follow(FollowKind.PERSON, "ana"))
+        await repo.set_team_channel("blue", "https://hooks.example.test/blue")
+    large = make_event(milestone(), source="thrive/recognition")
+    small = make_event(milestone("cy", size=CelebrationSize.SMALL, n=2), source="thrive/x")
+    async with uow() as repo:
+        result = await consume(repo, [(large, None), (small, None)], now=NOW, queue_large=True)
+    assert result.queued == 1 and result.delivered["in_app"] == 1  # cy's own small one
+    assert inbox_of(uow, "ana") == [] and uow.store.sends_woken == 0
+    taken, lane = await fan_out_pending(uow, clock=lambda: NOW, limit=1)
+    assert taken == 1 and lane.delivered["in_app"] == 2 and lane.reserved["webhook"] == 1
+    assert [i.title for i in inbox_of(uow, "ana")] == ["You reached a milestone: Ten people helped"]
+    assert uow.store.sends_woken == 1  # the team channel's webhook goes out at commit

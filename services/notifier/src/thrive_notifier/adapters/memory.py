@@ -109,6 +109,7 @@ class MemoryStore:
     budget: dict[tuple[str, date], int] = field(default_factory=dict)
     spent: set[tuple[str, date, str]] = field(default_factory=set)
     queue: list[Celebration] = field(default_factory=list)
+    sends_woken: int = 0  # transactions that woke the delivery workers
     teams: dict[str, str] = field(default_factory=dict)
     deliveries: dict[int, _Delivery] = field(default_factory=dict)
     ledger: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
@@ -409,6 +410,9 @@ class InMemoryRepository:
 
     async def publish(self, envelopes: Sequence[Envelope[Any]]) -> None:
         self.s.published.extend(envelopes)
+
+    async def wake_senders(self) -> None:
+        self.s.sends_woken += 1
 
     async def announce(self, items: Sequence[Announcement]) -> None:
         # Parsed back as the contract: a rendering that drifted from it fails here.

@@ -572,6 +572,8 @@ class SQL:
             lease_until = NULL
         WHERE state = 'parked' AND ($1::bigint[] IS NULL OR id = ANY($1::bigint[]))
     """
+    # Delivered at commit: wakes the delivery processes (entrypoints.delivery_process).
+    NOTIFY_SENDS = "SELECT pg_notify('thrive_notifier_sends', '')"
     PARKED_COUNT = "SELECT channel, count(*) FROM delivery WHERE state = 'parked' GROUP BY channel"
 
 
@@ -905,6 +907,9 @@ class PostgresRepository:
 
     async def publish(self, envelopes: Sequence[Envelope[Any]]) -> None:
         await enqueue_many(self.conn, list(envelopes))
+
+    async def wake_senders(self) -> None:
+        await self.conn.execute(SQL.NOTIFY_SENDS)
 
     async def announce(self, items: Sequence[Announcement]) -> None:
         # Rendered CelebrationDelivered facts; the relay publishes them after commit.

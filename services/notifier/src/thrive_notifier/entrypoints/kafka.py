@@ -7,19 +7,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from thrive_shared.contracts import Envelope, topics
+from thrive_shared.contracts import CelebrationSize, Envelope, MilestoneReached, topics
 from thrive_shared.kafka import BatchHandler, RecordMeta
 from thrive_shared.kafka.consumer import Handler
 from thrive_shared.observability import inject_headers
 
 from thrive_notifier import metrics
-from thrive_notifier.adapters.postgres import PostgresRepository
+from thrive_notifier.adapters.postgres import SQL, PostgresRepository
 from thrive_notifier.domain.model import Preferences, TraceContext
 from thrive_notifier.service_layer.fanout import FanOutResult
 from thrive_notifier.service_layer.handlers import consume
 
 # Wakes delivery workers in other processes (entrypoints.delivery_process listens on it).
-NOTIFY_SENDS = "SELECT pg_notify('thrive_notifier_sends', '')"
+NOTIFY_SENDS = SQL.NOTIFY_SENDS
 
 TOPICS = (
     topics.HELP_RECEIVED,
@@ -29,6 +29,12 @@ TOPICS = (
     topics.ASK_STATUS,
     topics.DIRECTORY_PERSON,
 )
+
+
+def queues_large(env: Envelope[Any]) -> bool:
+    """True for an event whose celebration goes to the fan-out lane: a large milestone."""
+    d = env.data
+    return isinstance(d, MilestoneReached) and d.size is CelebrationSize.LARGE
 
 
 def observe(result: FanOutResult) -> None:
@@ -60,19 +66,27 @@ def make_handlers(
     *,
     defaults: Preferences,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    queue_large: bool = False,
 ) -> tuple[Handler, BatchHandler]:
     """The EventConsumer's handlers; both run in the consumer's transaction (with the inbox).
 
     The batch handler takes every new event of a poll and fans their celebrations out
     together; the single-event one is what the consumer falls back to, event by event, when
-    a batch fails (then the bad event is retried or dead-lettered alone).
+    a batch fails (then the bad event is retried or dead-lettered alone). With
+    `queue_large`, large milestones go to the fan-out lane (`fanout_loop`) through
+    fanout_queue, in the same transaction.
     """
 
     async def handle_batch(
         conn: asyncpg.Connection, items: Sequence[tuple[Envelope[Any], RecordMeta]]
     ) -> None:
         repo = PostgresRepository(conn, defaults=defaults)
-        result = await consume(repo, [(env, trace_of(meta)) for env, meta in items], now=clock())
+        result = await consume(
+            repo,
+            [(env, trace_of(meta)) for env, meta in items],
+            now=clock(),
+            queue_large=queue_large,
+        )
         if result.reserved:
             # Delivered at commit: wakes delivery processes, which have no other way to know.
             await conn.execute(NOTIFY_SENDS)

@@ -58,12 +58,14 @@ class FanOutResult:
     reserved: Counter[str] = field(default_factory=Counter)  # email/webhook pending, by channel
     deferred: Counter[str] = field(default_factory=Counter)  # by reason
     skipped: int = 0  # erased or inactive recipients
+    queued: int = 0  # large milestones left to the fan-out lane (fanout_queue)
 
     def merge(self, other: FanOutResult) -> None:
         self.delivered.update(other.delivered)
         self.reserved.update(other.reserved)
         self.deferred.update(other.deferred)
         self.skipped += other.skipped
+        self.queued += other.queued
 
 
 def announcements(deliveries: Iterable[NewDelivery], *, at: datetime) -> list[Announcement]:

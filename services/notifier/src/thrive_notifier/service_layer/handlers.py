@@ -23,7 +23,7 @@ from thrive_shared.contracts import (
 )
 
 from thrive_notifier.domain.model import Celebration, Kind, TraceContext
-from thrive_notifier.service_layer.fanout import FanOutResult, celebrate_many
+from thrive_notifier.service_layer.fanout import FanOutResult, celebrate_many, is_large
 from thrive_notifier.service_layer.ports import PersonRecord, Repository
 
 
@@ -204,15 +204,25 @@ async def consume(
     events: Sequence[tuple[Envelope[Any], TraceContext | None]],
     *,
     now: datetime,
+    queue_large: bool = False,
 ) -> FanOutResult:
     """Apply a batch of consumed events, then fan all their celebrations out at once.
 
     Runs in the consumer's transaction, with the events' inbox rows: one read and one write
     for the whole batch, and the effects commit exactly once with the offsets' claim.
     Directory changes in the batch are applied before anyone is told anything.
+
+    With `queue_large`, large milestones are queued (fanout_queue, in this transaction) for
+    the fan-out lane instead: the poll's other events are not held up by their fan-out.
     """
     cs = []
     for env, trace in events:
         if (c := await handle_event(repo, env, now=now, trace=trace)) is not None:
             cs.append(c)
-    return await celebrate_many(repo, cs, now=now)
+    large = [c for c in cs if is_large(c)] if queue_large else []
+    if large:
+        await repo.enqueue_celebrations(large)
+        cs = [c for c in cs if not is_large(c)]
+    result = await celebrate_many(repo, cs, now=now)
+    result.queued = len(large)
+    return result

@@ -245,6 +245,10 @@ class Repository(Protocol):
         """Remove and return the oldest queued celebrations no other worker holds."""
         ...
 
+    async def wake_senders(self) -> None:
+        """Wake the delivery workers when this transaction commits (it reserved sends)."""
+        ...
+
     async def publish(self, envelopes: Sequence[Envelope[Any]]) -> None: ...
     async def announce(self, items: Sequence[Announcement]) -> None:
         """Add rendered CelebrationDelivered events to the outbox, in order."""

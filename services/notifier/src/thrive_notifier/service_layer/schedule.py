@@ -109,4 +109,7 @@ async def fan_out_pending(
     """Take up to `limit` queued celebrations and fan them out, in one transaction."""
     async with uow() as repo:
         cs = await repo.take_celebrations(limit=limit)
-        return len(cs), await celebrate_many(repo, cs, now=clock())
+        result = await celebrate_many(repo, cs, now=clock())
+        if result.reserved:
+            await repo.wake_senders()
+        return len(cs), result
