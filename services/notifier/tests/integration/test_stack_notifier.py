@@ -419,7 +419,12 @@ async def test_sigkill_mid_batch_then_restart_no_duplicate_and_no_missing_delive
                 p,
                 sink.url(p),
             )
+            # Everyone follows the team: each large milestone reaches all 20 (via the lane).
+            await conn.execute(
+                "INSERT INTO follow (person, kind, target) VALUES ($1, 'team', 'blue')", p
+            )
     events = [thanks(f"giver-{run}", people[i % len(people)], n=i) for i in range(400)]
+    milestones = [milestone(p, "blue") for p in people[:10]]
     publisher = Publisher(stack.kafka_bootstrap, client_id=f"test-{run}")
     await publisher.start()
     try:
@@ -429,6 +434,14 @@ async def test_sigkill_mid_batch_then_restart_no_duplicate_and_no_missing_delive
                     topic=notifier_topics(topics.HELP_RECEIVED), key=e.subject, value=e.to_json()
                 )
                 for e in events
+            ]
+            + [
+                OutgoingRecord(
+                    topic=notifier_topics(topics.MILESTONE_REACHED),
+                    key=e.subject,
+                    value=e.to_json(),
+                )
+                for e in milestones
             ]
         )
     finally:
@@ -442,7 +455,9 @@ async def test_sigkill_mid_batch_then_restart_no_duplicate_and_no_missing_delive
     assert len(sink.effects) < len(events), "the kill came too late to prove anything"
 
     spawn_notifier(settings, run)
-    expected = {key(e.id, e.data.helper, Channel.WEBHOOK) for e in events}
+    expected = {key(e.id, e.data.helper, Channel.WEBHOOK) for e in events} | {
+        key(m.id, p, Channel.WEBHOOK) for m in milestones for p in people
+    }
     await wait_for(
         lambda: set(sink.effects) == expected,
         timeout=180,
@@ -455,8 +470,8 @@ async def test_sigkill_mid_batch_then_restart_no_duplicate_and_no_missing_delive
                 "SELECT channel, state, count(*) AS n FROM delivery GROUP BY 1, 2"
             )
         return {(r["channel"], r["state"]): r["n"] for r in states} == {
-            ("in_app", "delivered"): 400,
-            ("webhook", "delivered"): 400,
+            ("in_app", "delivered"): 400 + 10 * 20,
+            ("webhook", "delivered"): 400 + 10 * 20,
         }
 
     await wait_for(ledger_done, timeout=60, message="ledger fully delivered")
@@ -464,7 +479,7 @@ async def test_sigkill_mid_batch_then_restart_no_duplicate_and_no_missing_delive
         inbox = await conn.fetchrow(
             "SELECT count(*) AS n, count(DISTINCT (person, about)) AS distinct_n FROM inbox_item"
         )
-    assert inbox["n"] == inbox["distinct_n"] == 400
+    assert inbox["n"] == inbox["distinct_n"] == 400 + 10 * 20
     # Every resend after the crash carried the same key and the same body, so the
     # receiver's deduplication makes it one effect: no duplicate, no loss.
     for k in expected:
