@@ -190,6 +190,8 @@ SNAPSHOT = {
                         created_at
                  FROM digest_item ORDER BY person, event_id""",
     "budget": "SELECT person, day, event_id FROM budget_spend ORDER BY person, day, event_id",
+    "budget_used": """SELECT person, day, sum(n)::int FROM budget_used
+                      GROUP BY person, day ORDER BY person, day""",
     "outbox": "SELECT topic, key, event_id, event_type, payload FROM outbox ORDER BY id",
 }
 
@@ -231,6 +233,13 @@ async def test_large_milestones_set_based_write_what_the_per_recipient_path_writ
     # delivered or announced (the keys are the same).
     assert again["delivery"] == got["delivery"] and again["inbox"] == got["inbox"]
     assert again["outbox"] == got["outbox"]
+    # Nor spends anyone's budget twice; each person-day's counters sum to its spend rows.
+    assert again["budget"] == got["budget"] and again["budget_used"] == got["budget_used"]
+    spent: dict[tuple[Any, ...], int] = {}
+    for person, day, _event in got["budget"]:
+        spent[(person, day)] = spent.get((person, day), 0) + 1
+    assert got["budget_used"] == [(*key, n) for key, n in sorted(spent.items())]
+    assert ("f-plain", NOW.date(), 1) in got["budget_used"]
 
     # And what was written is what the rules say (so the comparison is not of two empties).
     ledger = {(r[0], r[2], r[3]) for r in got["delivery"]}

@@ -102,6 +102,29 @@ async def test_budget_is_counted_per_local_day_and_read_back_with_profiles(uow):
     assert set(data.profiles) == {"ana", "bo", "cy"} and far.used == {}
 
 
+async def test_budget_use_adds_up_across_open_transactions_and_goes_with_erasure(uow):
+    day = NOW.date()
+    # Two transactions open at once (the consumer and a fan-out lane) spend for the same
+    # people (different events), neither waiting on the other; both count once committed.
+    async with uow() as first, uow() as second:
+        for n, repo in enumerate((first, second, first)):
+            await repo.commit_fanout(
+                spend=[("ana", day, f"e{n}"), ("bo", day, f"e{n}"), ("bo", day, f"f{n}")],
+                deliveries=[],
+                deferrals=[],
+                now=NOW,
+            )
+    async with uow() as repo:
+        data = await repo.audience_data(["ana", "bo"], now=NOW)
+        await repo.erase_person("ana")
+        await repo.prune_budget(day - timedelta(days=1))
+        erased = await repo.audience_data(["ana", "bo"], now=NOW)
+        await repo.prune_budget(day + timedelta(days=1))
+        pruned = await repo.audience_data(["ana", "bo"], now=NOW)
+    assert data.used == {("ana", day): 3, ("bo", day): 6}
+    assert erased.used == {("bo", day): 6} and pruned.used == {}
+
+
 async def test_commit_fanout_writes_deliveries_and_deferrals_once(uow):
     msg = Message(kind=Kind.THANKS, title="Bo thanked you", themes=("python",), subject="cy")
     async with uow() as repo:

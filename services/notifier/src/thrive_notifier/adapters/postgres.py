@@ -150,6 +150,7 @@ class SQL:
         "DELETE FROM offer_history WHERE person = $1",
         "DELETE FROM ask_followup WHERE asker = $1 OR helper = $1",
         "DELETE FROM budget_spend WHERE person = $1",
+        "DELETE FROM budget_used WHERE person = $1",
         "DELETE FROM inbox_item WHERE person = $1",
         "DELETE FROM digest_item WHERE person = $1",
         "DELETE FROM digest WHERE person = $1",
@@ -186,7 +187,7 @@ class SQL:
         """AS erased,
                ARRAY(SELECT m.kind || ':' || m.target FROM mute m WHERE m.person = u.p
                      ORDER BY m.kind, m.target) AS mutes,
-               ARRAY(SELECT b.day::text || '=' || count(*) FROM budget_spend b
+               ARRAY(SELECT b.day::text || '=' || sum(b.n) FROM budget_used b
                      WHERE b.person = u.p AND b.day BETWEEN $2::date - 1 AND $2::date + 1
                      GROUP BY b.day) AS used""",
     )
@@ -274,7 +275,18 @@ class SQL:
         FOR UPDATE SKIP LOCKED
     """
     MARK_REMINDED = "UPDATE ask_followup SET reminded_at = $2 WHERE ask_id = $1"
-    PRUNE_BUDGET = "DELETE FROM budget_spend WHERE day < $1"
+    PRUNE_BUDGET = (
+        "DELETE FROM budget_spend WHERE day < $1",
+        "DELETE FROM budget_used WHERE day < $1",
+    )
+    # Adds the budget_spend rows a statement's `spend` CTE really inserted (RETURNING person,
+    # day) to this backend's counters (migration 0005: no two transactions share a row).
+    _COUNT_SPEND = """, counted AS (
+            INSERT INTO budget_used (person, day, writer, n)
+            SELECT s.person, s.day, pg_backend_pid(), count(*) FROM spend s
+            GROUP BY s.person, s.day
+            ON CONFLICT (person, day, writer) DO UPDATE SET n = budget_used.n + EXCLUDED.n
+        )"""
     # A fan-out tells many people the same thing: each distinct message ($13) is parsed and
     # taken apart once; a delivery names its message by position ($8).
     _DELIVER = """
@@ -323,8 +335,10 @@ class SQL:
             INSERT INTO budget_spend (person, day, event_id)
             SELECT p, d, e FROM unnest({s14}, {d15}, {s16}) AS s(p, d, e)
             ON CONFLICT DO NOTHING
-            RETURNING 1
-        ), deferred AS (
+            RETURNING person, day
+        )""",
+            _COUNT_SPEND,
+            """, deferred AS (
             INSERT INTO digest_item (person, event_id, kind, reason, subject, title, themes,
                                      payload, created_at)
             SELECT f.person, f.event_id, f.kind, f.reason, f.subject, f.title,
@@ -351,7 +365,9 @@ class SQL:
     # included), then digest or quiet inbox; ledger keys hashed as DeliveryKey does. If a
     # reachable person's timezone is not in $12, nothing is written and it is named in
     # `unknown_zones` (the caller computes it and runs the statement again).
-    LARGE_FANOUT = """
+    LARGE_FANOUT = "".join(
+        (
+            """
         WITH zones AS (
             SELECT * FROM unnest($12::text[], $13::time[], $14::date[])
                 AS z(name, local_time, local_day)
@@ -398,7 +414,7 @@ class SQL:
                                       ELSE r.local_time >= r.qs OR r.local_time < r.qe END
                         THEN 'quiet_hours'
                         WHEN r.budget <= 0 THEN 'budget'
-                        WHEN (SELECT count(*) FROM budget_spend b
+                        WHEN (SELECT coalesce(sum(b.n), 0) FROM budget_used b
                               WHERE b.person = r.person AND b.day = r.local_day) >= r.budget
                         THEN 'budget'
                    END AS reason
@@ -420,7 +436,10 @@ class SQL:
             SELECT pl.person, pl.local_day, $1 FROM plan pl, ok
             WHERE ok.ok AND pl.mode = 'live'
             ON CONFLICT DO NOTHING
-        ), deferred AS (
+            RETURNING person, day
+        )""",
+            _COUNT_SPEND,
+            """, deferred AS (
             INSERT INTO digest_item (person, event_id, kind, reason, subject, title, themes,
                                      payload, created_at)
             SELECT pl.person, $1, m.kind, pl.reason, m.subject, m.title, m.themes, m.p, $7
@@ -485,7 +504,9 @@ class SQL:
                ARRAY(SELECT idempotency_key FROM shown ORDER BY recipient COLLATE "C")
                    AS keys,
                ARRAY(SELECT mine FROM shown ORDER BY recipient COLLATE "C") AS mine
-    """
+    """,
+        )
+    )
     COMMIT_FANOUT = _COMMIT_FANOUT.format(**_ARRAYS)
     COMMIT_FANOUT_TEXT = _COMMIT_FANOUT.format(**_TEXTS)
     DEFER = """
@@ -774,7 +795,8 @@ class PostgresRepository:
         return [Celebration.from_dict(r["celebration"]) for r in sorted(rows, key=lambda r: r[0])]
 
     async def prune_budget(self, before: date) -> None:
-        await self.conn.execute(SQL.PRUNE_BUDGET, before)
+        for stmt in SQL.PRUNE_BUDGET:
+            await self.conn.execute(stmt, before)
 
     # ledger, inbox, digests -------------------------------------------------------------
     async def reserve(
