@@ -187,11 +187,29 @@ class Runtime:
         if self.spec.setup is not None:
             await self.spec.setup(self)
         if self.consumers or self.broker.subscribers:
-            await self.broker.start()
+            await self._start_broker()
         for name, factory in self._task_factories:
             self._tasks.append(asyncio.create_task(self._supervise(name, factory), name=name))
         self.started = True
         log.info("service started", extra={"consumers": [c.group_id for c in self.consumers]})
+
+    async def _start_broker(self) -> None:
+        """`broker.start()`, with the subscribers started together instead of in turn.
+
+        faststream 0.7 awaits each subscriber's start, and aiokafka's `start()` of a group
+        member returns only once the group has assigned it partitions. Started in turn, every
+        member after the first joins a group that has just settled, so each join is one more
+        rebalance the earlier members only notice at their next heartbeat (~3 s each: three
+        leaderboard members took 6.2 s to start on an idle stack instead of 0.17 s for one).
+        Joining together, they settle in one rebalance. The rest is what `broker.start()`
+        does (faststream 0.7.8, pinned).
+        """
+        broker = self.broker
+        await broker.connect()
+        await asyncio.gather(*(sub.start() for sub in broker.subscribers))
+        for pub in broker.publishers:
+            await pub.start()
+        broker.running = True
 
     async def stop(self) -> None:
         """Stop consuming first, then finish relaying, then close connections."""
