@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import repeat
+from operator import attrgetter, itemgetter
 from typing import NamedTuple
 
 import asyncpg
@@ -86,20 +87,24 @@ class Repository:
     """SQL for standings, the directory mirror, opt-outs and erasure tombstones."""
 
     # Adds a batch of aggregated increments, in key order (concurrent batches lock rows in
-    # the same order: no deadlock). Rows of erased people are skipped. Only integer
+    # the same order: no deadlock). Rows of erased people are skipped: the tombstones are
+    # looked up once per person of the batch ($10, $11), not once per row. Only integer
     # columns change and none is indexed, so updates are HOT. Returns every row's new
     # absolute counters (what memory mirrors after commit), as one row of column arrays
     # per stored board: asyncpg decodes arrays in C, and a board key is built once per
     # batch instead of once per row.
     APPLY = """
-    WITH w AS (
+    WITH gone AS (
+        SELECT g.person FROM unnest($10::text::text[], $11::bytea[]) AS g(person, pk)
+        WHERE EXISTS (SELECT 1 FROM erased e WHERE e.person_key = g.pk)
+    ), w AS (
         INSERT INTO standing AS s (scope, "window", period, person, n, nd, d, x, m)
         SELECT u.scope, u.w, u.period, u.person, u.n, u.nd, u.d, u.x, u.m
         FROM unnest($1::text::text[], $2::text::text[], $3::text::text[], $4::text::text[],
                     $5::text::int[], $6::text::int[], $7::text::int[], $8::text::int[],
-                    $9::text::int[], $10::bytea[])
-             AS u(scope, w, period, person, n, nd, d, x, m, pk)
-        WHERE NOT EXISTS (SELECT 1 FROM erased e WHERE e.person_key = u.pk)
+                    $9::text::int[])
+             AS u(scope, w, period, person, n, nd, d, x, m)
+        WHERE NOT EXISTS (SELECT 1 FROM gone WHERE gone.person = u.person)
         ORDER BY 1, 2, 3, 4
         ON CONFLICT (scope, "window", period, person) DO UPDATE SET
             n = s.n + excluded.n,
@@ -133,12 +138,17 @@ class Repository:
     """
     # Stores pairs' day lists. The union on conflict keeps the set exact even if another
     # transaction wrote the pair meanwhile (see Applier for why that cannot double count).
+    # Erased helpers are skipped, looked up once per person of the batch ($5, $6).
     MERGE_HELPED = """
+    WITH gone AS (
+        SELECT g.person FROM unnest($5::text::text[], $6::bytea[]) AS g(person, pk)
+        WHERE EXISTS (SELECT 1 FROM erased e WHERE e.person_key = g.pk)
+    )
     INSERT INTO helped AS h (helper, scope, giver, days)
     SELECT u.helper, u.scope, u.giver, u.days::int[]
-    FROM unnest($1::text::text[], $2::text::text[], $3::text::bigint[], $4::text[], $5::bytea[])
-         AS u(helper, scope, giver, days, pk)
-    WHERE NOT EXISTS (SELECT 1 FROM erased e WHERE e.person_key = u.pk)
+    FROM unnest($1::text::text[], $2::text::text[], $3::text::bigint[], $4::text[])
+         AS u(helper, scope, giver, days)
+    WHERE NOT EXISTS (SELECT 1 FROM gone WHERE gone.person = u.helper)
     ORDER BY 1, 2, 3
     ON CONFLICT (helper, scope, giver) DO UPDATE SET
         days = ARRAY(SELECT DISTINCT x FROM unnest(h.days || excluded.days) x ORDER BY 1)
@@ -217,16 +227,17 @@ class Repository:
         # checks every element's type in Python, which costs more than the upsert.
         records = await conn.fetch(
             self.APPLY,
-            _keys_text(k[0] for k in rows),
-            _keys_text(k[1] for k in rows),
-            _keys_text(k[2] for k in rows),
-            _texts(k[3] for k in rows),
-            _ints(a.n for a in aggs),
-            _ints(a.nd for a in aggs),
-            _ints(a.d for a in aggs),
-            _ints(a.x for a in aggs),
-            _ints(a.m for a in aggs),
-            [person_keys[k[3]] for k in rows],
+            _keys_text(map(_K0, rows)),
+            _keys_text(map(_K1, rows)),
+            _keys_text(map(_K2, rows)),
+            _texts(map(_K3, rows)),
+            _ints(map(_N, aggs)),
+            _ints(map(_ND, aggs)),
+            _ints(map(_D, aggs)),
+            _ints(map(_X, aggs)),
+            _ints(map(_M, aggs)),
+            _texts(person_keys),
+            list(person_keys.values()),
         )
         return [
             CommittedBlock(_board(r[0], r[1], r[2]), r[3], r[4], r[5], r[6], r[7], r[8])
@@ -267,7 +278,8 @@ class Repository:
             _texts(p[1] for p in pairs),
             _ints(p[2] for p in pairs),
             ["{" + ",".join(map(str, days)) + "}" for days in pairs.values()],
-            [person_keys[p[0]] for p in pairs],
+            _texts(person_keys),
+            list(person_keys.values()),
         )
 
     async def load_board(self, conn: asyncpg.Connection, board: StoredBoard) -> dict[str, Counters]:
@@ -358,6 +370,11 @@ _quoted_key = lru_cache(maxsize=4096)(_text)
 def _keys_text(values: Iterable[str]) -> str:
     """`_texts` for columns with few distinct values (each quoted once, then remembered)."""
     return "{" + ",".join(map(_quoted_key, values)) + "}"
+
+
+# Column getters for the literals (a C call per element instead of a generator step).
+_K0, _K1, _K2, _K3 = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(3)
+_N, _ND, _D, _X, _M = (attrgetter(c) for c in ("n", "nd", "d", "x", "m"))
 
 
 def _ints(values: Iterable[int]) -> str:
