@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from thrive_leaderboard.adapters.repository import CommittedRow, PersonRow
+from thrive_leaderboard.adapters.repository import CommittedBlock, CommittedRow, PersonRow
 from thrive_leaderboard.domain.periods import Window
 from thrive_leaderboard.domain.scoring import Counters, Metric, Weights, scorers
 from thrive_leaderboard.domain.standings import StoredBoard
@@ -162,6 +162,50 @@ async def test_rows_of_an_erased_person_reaching_memory_late_are_ignored():
     lb.apply_committed([CommittedRow(MONTH, "bob", c(6))])
     assert (await lb.rank(Q, "bob")).rank is None
     assert [r.person for r in (await lb.top(Q)).items] == ["ann"]
+
+
+async def test_a_committed_block_mirrors_exactly_like_its_rows_one_by_one():
+    # The apply path hands rows over as column blocks; they must follow every rule of
+    # apply_committed: stale values ignored, erased people ignored, listeners told of the
+    # rows taken, and rows for a board being loaded queued for its snapshot.
+    def block(board, rows):
+        people, counters = zip(*rows, strict=True)
+        return CommittedBlock(board, list(people), *map(list, zip(*counters, strict=True)))
+
+    # ann and bob: stale (n + m below what is held); dan: erased.
+    rows = [("ann", c(4, m=1)), ("bob", c(1)), ("cat", c(7, d=2)), ("dan", c(2))]
+    seen = []
+    for as_block in (False, True):
+        lb, store = make({MONTH: {"ann": c(5, m=1), "bob": c(2)}, FEB: {"ann": c(1)}}, PEOPLE)
+        await lb.top(Q)
+        lb.erase("dan")
+        heard = []
+        lb.listeners.append(lambda board, person, heard=heard: heard.append((board, person)))
+        store.gate = asyncio.Event()
+        loading = asyncio.create_task(lb.board(FEB))
+        await asyncio.sleep(0)  # FEB's snapshot is read; its commits are queued meanwhile
+        feb = [("ann", c(2)), ("bob", c(1))]
+        if as_block:
+            lb.apply_block(block(MONTH, rows))
+            lb.apply_block(block(FEB, feb))
+        else:
+            lb.apply_committed([CommittedRow(MONTH, p, x) for p, x in rows])
+            lb.apply_committed([CommittedRow(FEB, p, x) for p, x in feb])
+        store.gate.set()
+        await loading
+        seen.append(
+            (
+                {b: dict(lb.resident(b).counters) for b in (MONTH, FEB)},
+                [(r.person, r.rank, r.score) for r in (await lb.top(Q)).items],
+                heard,
+            )
+        )
+    assert seen[0] == seen[1]
+    counters, top, heard = seen[1]
+    assert counters[MONTH] == {"ann": c(5, m=1), "bob": c(2), "cat": c(7, d=2)}
+    assert counters[FEB] == {"ann": c(2), "bob": c(1)}
+    assert top == [("cat", 1, 700), ("ann", 2, 500), ("bob", 3, 200)]
+    assert heard == [(MONTH, "cat"), (FEB, "ann"), (FEB, "bob")]
 
 
 async def test_neighbourhood_and_rising():

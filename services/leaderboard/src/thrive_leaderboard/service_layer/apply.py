@@ -234,12 +234,14 @@ class Applier:
                 if isinstance(effect, CommittedRow):
                     rows.append(effect)
                     continue
-                self.boards.apply_committed(rows)
-                rows = []
+                if rows:
+                    self.boards.apply_committed(rows)
+                    rows = []
                 if isinstance(effect, CommittedBlock):
-                    self.boards.apply_committed(effect.rows())
+                    self.boards.apply_block(effect)
                 elif isinstance(effect, TeamChange):
                     self.boards.set_team(effect.person, effect.team)
                 else:
                     self.boards.erase(effect.person)
-            self.boards.apply_committed(rows)
+            if rows:
+                self.boards.apply_committed(rows)

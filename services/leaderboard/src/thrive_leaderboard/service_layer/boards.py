@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from thrive_leaderboard.adapters.repository import CommittedRow
+from thrive_leaderboard.adapters.repository import CommittedBlock, CommittedRow
 from thrive_leaderboard.domain.contributions import COMPANY, theme_scope
 from thrive_leaderboard.domain.periods import (
     WINDOWS,
@@ -300,6 +300,37 @@ class Leaderboards:
                 loading.queued.append((row.person, row.counters))
             for listener in listeners:
                 listener(key, row.person)
+
+    def apply_block(self, block: CommittedBlock) -> None:
+        """`apply_committed` for one board's committed rows as columns (the apply hot path).
+
+        The same rules, walked along the block's columns without a `CommittedRow` and a
+        generator step per row: a resident board takes every row that is neither older
+        than the one held nor of a person erased since start, and listeners hear of each
+        row taken.
+        """
+        key = block.board
+        board = self._boards.get(key)
+        if board is None:  # queued while loading, or only heard of: the general path
+            self.apply_committed(block.rows())
+            return
+        erased = self._erased
+        held = board.counters
+        put = board.put
+        taken: list[str] = []
+        for person, n, nd, d, x, m in zip(
+            block.people, block.n, block.nd, block.d, block.x, block.m, strict=True
+        ):
+            if erased and person in erased:
+                continue
+            old = held.get(person)
+            if old is not None and n + m < old.n + old.m:  # `_older`: a stale commit
+                continue
+            put(person, Counters(n, nd, d, x, m))
+            taken.append(person)
+        for listener in self.listeners:
+            for person in taken:
+                listener(key, person)
 
     def erase(self, person: str) -> None:
         """Forget the person on every board in memory (departure listeners are told)."""
