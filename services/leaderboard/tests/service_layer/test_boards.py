@@ -101,6 +101,15 @@ async def test_committed_rows_update_ranks_and_team_moves_carry_totals():
         BoardQuery(metric=Metric.THANKS_RECEIVED, window=Window.MONTH, scope=Scope.TEAMS)
     )
     assert [(r.person, r.score) for r in teams.items] == [("blue", 1300)]
+    # Totals are summed on that first teams query; from then on they follow commits,
+    # team moves and erasures.
+    lb.apply_committed([CommittedRow(MONTH, "bob", c(2)), CommittedRow(MONTH, "cat", c(6))])
+    lb.set_team("ann", "red")
+    lb.erase("cat")
+    teams = await lb.top(
+        BoardQuery(metric=Metric.THANKS_RECEIVED, window=Window.MONTH, scope=Scope.TEAMS)
+    )
+    assert [(r.person, r.score) for r in teams.items] == [("red", 1100)]
 
 
 async def test_a_previous_period_is_loaded_on_demand():

@@ -382,8 +382,7 @@ class Leaderboards:
         if old == team:
             return
         for board in self._boards.values():
-            if board.team_totals is not None:
-                board.move_team(person, old, team)
+            board.move_team(person, old, team)  # totals not summed yet sum the new team later
         self.directory.set_team(person, team)
 
     # ---- queries --------------------------------------------------------------------
