@@ -65,7 +65,11 @@ class LiveUpdates:
 
     def touch(self, board: StoredBoard, person: str) -> None:
         """Note that a person's standing on a board changed (called after commit)."""
-        self._touched.setdefault(board, set()).add(person)
+        people = self._touched.get(board)  # called per committed row: no set made per call
+        if people is None:
+            self._touched[board] = {person}
+        else:
+            people.add(person)
 
     def depart(self, board: StoredBoard, person: str) -> None:
         """Note that a person left a board's rankings (opt-out, erasure) without a commit.
