@@ -122,3 +122,20 @@ def test_accumulating_facts_sums_the_same_rows_as_aggregating_their_deltas():
     expected = aggregate(d for f in facts for d in spread(f))
     assert rows == expected
     assert rows[("theme:python", "year", "2026", "h")].n == 2
+
+
+def test_a_new_pair_thanked_on_several_days_of_one_batch_counts_once_per_period():
+    # Two days of the same week (and month, ...), and one in the next month.
+    days = [AT, AT + timedelta(days=1), AT + timedelta(days=31)]
+    together, merged = distinct_increments(_batch(*(thanks(giver="a", at=d) for d in days)), {})
+    one_by_one: dict = {}
+    known: dict = {}
+    for d in days:
+        incs, more = distinct_increments(_batch(thanks(giver="a", at=d)), known)
+        known = {**known, **more}
+        for k, v in incs.items():
+            one_by_one[k] = one_by_one.get(k, 0) + v
+    assert together == one_by_one
+    assert together[("company", "week", "2026-W10", "h")] == 1
+    assert together[("company", "all_time", "all", "h")] == 1
+    assert len(merged[("h", "company", KEYS.giver("a"))]) == 3

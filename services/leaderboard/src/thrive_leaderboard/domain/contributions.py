@@ -14,6 +14,7 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -124,6 +125,12 @@ class Fact(NamedTuple):
 def _scopes(themes: tuple[str, ...]) -> tuple[str, ...]:
     if not themes:
         return _CO_SCOPES
+    return _theme_scopes(themes)
+
+
+@lru_cache(maxsize=4096)
+def _theme_scopes(themes: tuple[str, ...]) -> tuple[str, ...]:
+    # A handful of theme combinations recur on every batch: build each scope tuple once.
     return (COMPANY, *(theme_scope(th) for th in dict.fromkeys(themes)))
 
 
@@ -256,8 +263,13 @@ def distinct_increments(
         helper, scope, _giver = pair
         if not old:  # most pairs: never seen before, every period of every day is new
             new_days = sorted(set(days))
-            seen: set[tuple[Window, str]] = set()
             merged[pair] = new_days
+            if len(new_days) == 1:  # the common case: one day, each of its periods once
+                for window, period in periods_of_day(new_days[0]):
+                    row = (scope, window, period, helper)
+                    incs[row] = incs.get(row, 0) + 1
+                continue
+            seen: set[tuple[Window, str]] = set()
         else:
             new_days = sorted(set(days).difference(old))
             if not new_days:

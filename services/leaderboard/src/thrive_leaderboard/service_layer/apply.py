@@ -174,7 +174,12 @@ class Applier:
             accumulate(rows, fact)
             if fact.giver is not None:
                 for scope in fact.scopes:
-                    pairs.setdefault((fact.person, scope, fact.giver), set()).add(fact.day)
+                    pair = (fact.person, scope, fact.giver)
+                    days = pairs.get(pair)  # no set made per event for pairs seen before
+                    if days is None:
+                        pairs[pair] = {fact.day}
+                    else:
+                        days.add(fact.day)
         people = {k[3] for k in rows}
         person_keys = {p: self.keys.tombstone(p) for p in people}
         if pairs:
