@@ -33,8 +33,17 @@ def scenario():  # type: ignore[no-untyped-def]
     return [ev(i, *pairs[i % len(pairs)], minutes=i * 700 + (i % 3) * 4000) for i in range(120)]
 
 
-@pytest.mark.parametrize("batch_size", [1, 7, 500])
-async def test_sql_batches_match_the_fake_one_by_one(database_url, policies, batch_size) -> None:
+@pytest.mark.parametrize(
+    ("batch_size", "min_part"),
+    [(1, None), (7, None), (500, None), (120, 20), (500, 30)],
+    ids=["1", "7", "500", "120-in-2-sub-batches", "500-in-sub-batches"],
+)
+async def test_sql_batches_match_the_fake_one_by_one(
+    database_url, policies, batch_size, min_part, monkeypatch
+) -> None:
+    if min_part is not None:
+        # Record each batch as interleaved sub-batches (the path of large ingested batches).
+        monkeypatch.setattr(handlers, "_MIN_PART", min_part)
     settings = RecognitionSettings(database_url=database_url)
     await asyncio.to_thread(
         migrate, database_url, schema="recognition", migrations_dir=settings.migrations_dir

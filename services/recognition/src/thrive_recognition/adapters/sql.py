@@ -5,6 +5,7 @@ Every method runs on the caller's connection, inside the caller's transaction.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Any, TypeAlias, TypeVar
@@ -144,6 +145,33 @@ def _page(rows: Sequence[Row], page: PageRequest, conv: Callable[[Row], T], at: 
 def _cursor_args(page: PageRequest) -> tuple[datetime | None, str | None, int]:
     after = page.after
     return (after.at if after else None, after.id if after else None, page.first + 1)
+
+
+class _OneAtATime:
+    """A connection shared by callers that may overlap (the sub-batches of one batch, see
+    `record_thanks`): one statement at a time, in the order they were asked for."""
+
+    __slots__ = ("_conn", "_turn")
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+        self._turn = asyncio.Lock()
+
+    async def fetch(self, query: str, *args: Any) -> list[Row]:
+        async with self._turn:
+            return await self._conn.fetch(query, *args)  # type: ignore[no-any-return]
+
+    async def fetchrow(self, query: str, *args: Any) -> Row | None:
+        async with self._turn:
+            return await self._conn.fetchrow(query, *args)
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        async with self._turn:
+            return await self._conn.fetchval(query, *args)
+
+    async def execute(self, query: str, *args: Any) -> str:
+        async with self._turn:
+            return await self._conn.execute(query, *args)  # type: ignore[no-any-return]
 
 
 class SqlRepository:
@@ -399,7 +427,7 @@ class SqlRepository:
     """
 
     def __init__(self, conn: asyncpg.Connection) -> None:
-        self.conn = conn
+        self.conn = _OneAtATime(conn)
 
     # people
     async def get_people(self, ids: Sequence[str], *, lock: bool = False) -> dict[str, Person]:
