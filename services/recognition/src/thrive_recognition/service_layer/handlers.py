@@ -96,6 +96,9 @@ class Policies:
     # deliberate gift, so by default they do not draw on anyone's allowance.
     allowance_for_external: bool = False
     source: str = SOURCE
+    # A large batch of thanks is recorded as this many interleaved sub-batches (see
+    # record_thanks): a matter of speed, the outcome is the same.
+    sub_batches: int = 2
 
 
 _VARIANT = "89ab"
@@ -247,6 +250,7 @@ async def _progress(
     # While Postgres applies the progress (the batch's costliest statements), this process
     # serialises the events published so far for the outbox.
     applying = asyncio.ensure_future(uow.repo.apply_progress(updates))
+    applying.add_done_callback(lambda _: turn.after(_PROGRESS))
     try:
         await asyncio.sleep(0)  # let the first statement go out
         uow.render()
@@ -254,7 +258,6 @@ async def _progress(
         await asyncio.gather(applying, return_exceptions=True)
         raise
     progress = await applying
-    turn.after(_PROGRESS)
     candidates = [
         r.milestone(person=person, team=teams.get(person), at=at)
         for person, p in progress.items()
@@ -629,10 +632,9 @@ async def _discounts(
 
 # The steps in which consecutive sub-batches of one batch must keep their order (see _Turn).
 _THANKS, _PROGRESS, _MILESTONES = 0, 1, 2
-# A batch of at least twice this many thanks is recorded as consecutive sub-batches whose
-# statements interleave on the connection (see record_thanks); up to _MAX_PARTS of them.
+# Sub-batches have at least this many thanks (see record_thanks): below it, the statements'
+# own costs would outweigh what overlapping Python and Postgres saves.
 _MIN_PART = 250
-_MAX_PARTS = 2
 
 
 class _Turns:
@@ -681,7 +683,7 @@ async def record_thanks(
     # per giver, counters and streaks per helper.
     if not locked:
         await uow.repo.lock_people(sorted({p.id for d in drafts for p in (d.giver, d.helper)}))
-    parts = min(_MAX_PARTS, len(drafts) // _MIN_PART) or 1
+    parts = min(policies.sub_batches, len(drafts) // _MIN_PART) or 1
     if parts == 1:
         return await _record_part(
             uow,
@@ -760,6 +762,8 @@ async def _record_part(
     # progress (two cores at work instead of one waiting for the other); only the thanks
     # actually inserted use them.
     insert = asyncio.ensure_future(repo.add_thanks(made))
+    # The next sub-batch may go on as soon as these thanks are in (it counts them).
+    insert.add_done_callback(lambda _: turn.after(_THANKS))
     try:
         await asyncio.sleep(0)  # let the insert go out first
         prepared = _prepare_effects(drafts, made, source=policies.source, at=utcnow())
@@ -767,7 +771,6 @@ async def _record_part(
         await asyncio.gather(insert, return_exceptions=True)
         raise
     inserted = await insert
-    turn.after(_THANKS)
     out: list[Thanks] = []
     updates: list[ProgressUpdate] = []
     teams: dict[str, str | None] = {}
