@@ -253,16 +253,19 @@ async def _progress(
     applying.add_done_callback(lambda _: turn.after(_PROGRESS))
     try:
         await asyncio.sleep(0)  # let the first statement go out
-        uow.render()
+        await uow.render()
     except BaseException:
         await asyncio.gather(applying, return_exceptions=True)
         raise
     progress = await applying
-    candidates = [
-        r.milestone(person=person, team=teams.get(person), at=at)
-        for person, p in progress.items()
-        for r in policies.rules.reached(p)
-    ]
+    candidates: list[Milestone] = []
+    for i, (person, p) in enumerate(progress.items()):
+        if i and not i % _SLICE:
+            await asyncio.sleep(0)  # see _SLICE
+        team = teams.get(person)
+        candidates.extend(
+            r.milestone(person=person, team=team, at=at) for r in policies.rules.reached(p)
+        )
     await turn.before(_MILESTONES)
     if not candidates:
         turn.after(_MILESTONES)
@@ -635,6 +638,9 @@ _THANKS, _PROGRESS, _MILESTONES = 0, 1, 2
 # Sub-batches have at least this many thanks (see record_thanks): below it, the statements'
 # own costs would outweigh what overlapping Python and Postgres saves.
 _MIN_PART = 250
+# Long loops over a batch let other tasks run every _SLICE items, so that a statement another
+# sub-batch has ready goes out to Postgres without waiting for the whole loop.
+_SLICE = 200
 
 
 class _Turns:
@@ -766,7 +772,7 @@ async def _record_part(
     insert.add_done_callback(lambda _: turn.after(_THANKS))
     try:
         await asyncio.sleep(0)  # let the insert go out first
-        prepared = _prepare_effects(drafts, made, source=policies.source, at=utcnow())
+        prepared = await _prepare_effects(drafts, made, source=policies.source, at=utcnow())
     except BaseException:
         await asyncio.gather(insert, return_exceptions=True)
         raise
@@ -796,13 +802,15 @@ async def _record_part(
     return out
 
 
-def _prepare_effects(
+async def _prepare_effects(
     drafts: Sequence[ThanksDraft], made: Sequence[Thanks], *, source: str, at: datetime
 ) -> list[tuple[Envelope[HelpReceived], ProgressUpdate, ProgressUpdate]]:
     """Per thanks: its HelpReceived event, the helper's and the giver's progress."""
     out = []
     weeks: dict[tuple[str, date], date] = {}  # (timezone, local day) -> Monday, per batch
-    for d, t in zip(drafts, made, strict=True):
+    for i, (d, t) in enumerate(zip(drafts, made, strict=True)):
+        if i and not i % _SLICE:
+            await asyncio.sleep(0)  # see _SLICE
         giver, helper = d.giver, d.helper
         tz = helper.timezone
         local = t.given_at.astimezone(zone(tz)).date()
