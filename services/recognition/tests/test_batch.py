@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -96,34 +95,6 @@ async def test_batch_and_one_by_one_reach_the_same_state(policies) -> None:
     assert [e.discounted for e in one.events(HelpReceived)] == [
         e.discounted for e in many.events(HelpReceived)
     ]
-
-
-@pytest.mark.parametrize("parts", [2, 3])
-async def test_a_batch_in_sub_batches_reaches_the_state_of_one_by_one(
-    policies, parts, monkeypatch
-) -> None:
-    # Large batches are recorded as sub-batches whose statements interleave: each step
-    # waits for the sub-batch before it, so nothing differs from one event at a time.
-    monkeypatch.setattr(handlers, "_MIN_PART", 10)
-    policies = replace(policies, sub_batches=parts)
-    one, many = make_uow(), make_uow()
-    people = ["ada", "bob", "cy", "dee", "eve"]
-    events = [
-        ev(i, people[i % 5], people[(i * 3 + 1) % 5], minutes=i * 600)
-        for i in range(60)
-        if people[i % 5] != people[(i * 3 + 1) % 5]
-    ]
-    for e in events:
-        await handlers.ingest_external_many(one, [e], policies=policies, now=NOW)
-    await handlers.ingest_external_many(many, events, policies=policies, now=NOW)
-    assert one.repo.counts == many.repo.counts
-    assert set(one.repo.milestones) == set(many.repo.milestones)
-    assert [e.discounted for e in one.events(HelpReceived)] == [
-        e.discounted for e in many.events(HelpReceived)
-    ]
-    # Each milestone is published after the thanks that reached it.
-    order = [type(e.data) for e in many.published]
-    assert order.index(MilestoneReached) > order.index(HelpReceived)
 
 
 async def test_published_events_are_valid_contract_events(uow, policies) -> None:

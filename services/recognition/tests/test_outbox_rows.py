@@ -7,13 +7,12 @@ the models' own results on awkward values.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from thrive_recognition.adapters.unit_of_work import SqlUnitOfWork, outbox_payload, render_rows
+from thrive_recognition.adapters.unit_of_work import outbox_payload, render_rows
 from thrive_recognition.domain.model import Milestone, Thanks
 from thrive_recognition.service_layer import handlers
 from thrive_shared.contracts import (
@@ -147,21 +146,3 @@ def test_other_events_render_through_the_shared_outbox() -> None:
     )
     mixed = [other, *_events()[:3], other]
     assert render_rows(mixed) == outbox_rows(mixed)
-
-
-async def test_rendering_a_slice_at_a_time_keeps_the_publish_order() -> None:
-    # The unit of work renders 200 events at a time, letting other tasks run in between;
-    # events published meanwhile (another sub-batch's) come after, in order.
-    uow = SqlUnitOfWork(None)  # type: ignore[arg-type]  # rendering needs no connection
-    base = _events()
-    events = [base[i % len(base)] for i in range(450)]
-    for e in events[:300]:
-        await uow.publish(e)
-    rendering = asyncio.ensure_future(uow.render())
-    await asyncio.sleep(0)  # the first slice is rendered, the rest waits for its turn
-    for e in events[300:]:
-        await uow.publish(e)
-    await rendering
-    await uow.render()
-    assert uow.published == events
-    assert uow._rows == render_rows(events)

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
-from dataclasses import replace
 
 import pytest
-from thrive_recognition.adapters.sql import SqlRepository
 from thrive_recognition.adapters.unit_of_work import SqlUnitOfWork
 from thrive_recognition.service_layer import handlers
 from thrive_recognition.settings import RecognitionSettings
@@ -36,29 +33,8 @@ def scenario():  # type: ignore[no-untyped-def]
     return [ev(i, *pairs[i % len(pairs)], minutes=i * 700 + (i % 3) * 4000) for i in range(120)]
 
 
-@pytest.mark.parametrize(
-    ("batch_size", "sub_batches"),
-    [(1, 1), (7, 1), (500, 1), (60, 2), (500, 3)],
-    ids=["1", "7", "500", "60-in-2-sub-batches", "500-in-3-sub-batches"],
-)
-async def test_sql_batches_match_the_fake_one_by_one(
-    database_url, policies, batch_size, sub_batches, monkeypatch
-) -> None:
-    if sub_batches > 1:
-        # Record each batch as interleaved sub-batches (the path of large ingested batches),
-        # the first one's progress late: the others must still wait for it (streaks).
-        monkeypatch.setattr(handlers, "_MIN_PART", 20)
-        policies = replace(policies, sub_batches=sub_batches)
-        real = SqlRepository.apply_progress
-        calls = itertools.count()
-
-        async def first_is_late(self, updates):  # type: ignore[no-untyped-def]
-            if next(calls) % sub_batches == 0:
-                for _ in range(200):
-                    await asyncio.sleep(0)  # let every other sub-batch run ahead if it may
-            return await real(self, updates)
-
-        monkeypatch.setattr(SqlRepository, "apply_progress", first_is_late)
+@pytest.mark.parametrize("batch_size", [1, 7, 500])
+async def test_sql_batches_match_the_fake_one_by_one(database_url, policies, batch_size) -> None:
     settings = RecognitionSettings(database_url=database_url)
     await asyncio.to_thread(
         migrate, database_url, schema="recognition", migrations_dir=settings.migrations_dir

@@ -71,13 +71,6 @@ class RecognitionSettings(CommonSettings):  # type: ignore[misc, unused-ignore]
         le=20_000,
         description="Most external events applied in one transaction (fewer statements each).",
     )
-    ingest_sub_batches: int = Field(
-        default=2,
-        ge=1,
-        le=8,
-        description="Sub-batches a large ingested batch is recorded in, their statements "
-        "interleaved so Python prepares one while Postgres runs another's (1: none).",
-    )
 
     def policies(self) -> Policies:
         """The business policies these settings describe (reads the rule file)."""
@@ -103,5 +96,4 @@ class RecognitionSettings(CommonSettings):  # type: ignore[misc, unused-ignore]
                 AskSize.SESSION: timedelta(hours=self.ask_ttl_session_hours),
             },
             allowance_for_external=self.allowance_for_external,
-            sub_batches=self.ingest_sub_batches,
         )

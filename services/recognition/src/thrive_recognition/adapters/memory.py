@@ -339,7 +339,7 @@ class InMemoryUnitOfWork:
     async def publish(self, envelope: Envelope[Any]) -> None:
         self.published.append(envelope)
 
-    async def render(self) -> None:
+    def render(self) -> None:
         """Nothing to serialise in memory."""
 
     def events(self, kind: type[Any]) -> list[Any]:

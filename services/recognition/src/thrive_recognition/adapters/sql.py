@@ -5,7 +5,6 @@ Every method runs on the caller's connection, inside the caller's transaction.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Any, TypeAlias, TypeVar
@@ -31,9 +30,6 @@ from thrive_recognition.domain.pagination import Cursor, Page, PageRequest
 from thrive_recognition.domain.periods import run_length
 
 T = TypeVar("T")
-# Long loops over a batch let other tasks run every _SLICE items: the sub-batches of one batch
-# share the connection (see _OneAtATime), and another's ready statement then goes out sooner.
-_SLICE = 200
 Row: TypeAlias = Any  # asyncpg.Record: a mapping by column name
 
 
@@ -148,33 +144,6 @@ def _page(rows: Sequence[Row], page: PageRequest, conv: Callable[[Row], T], at: 
 def _cursor_args(page: PageRequest) -> tuple[datetime | None, str | None, int]:
     after = page.after
     return (after.at if after else None, after.id if after else None, page.first + 1)
-
-
-class _OneAtATime:
-    """A connection shared by callers that may overlap (the sub-batches of one batch, see
-    `record_thanks`): one statement at a time, in the order they were asked for."""
-
-    __slots__ = ("_conn", "_turn")
-
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self._conn = conn
-        self._turn = asyncio.Lock()
-
-    async def fetch(self, query: str, *args: Any) -> list[Row]:
-        async with self._turn:
-            return await self._conn.fetch(query, *args)  # type: ignore[no-any-return]
-
-    async def fetchrow(self, query: str, *args: Any) -> Row | None:
-        async with self._turn:
-            return await self._conn.fetchrow(query, *args)
-
-    async def fetchval(self, query: str, *args: Any) -> Any:
-        async with self._turn:
-            return await self._conn.fetchval(query, *args)
-
-    async def execute(self, query: str, *args: Any) -> str:
-        async with self._turn:
-            return await self._conn.execute(query, *args)  # type: ignore[no-any-return]
 
 
 class SqlRepository:
@@ -430,7 +399,7 @@ class SqlRepository:
     """
 
     def __init__(self, conn: asyncpg.Connection) -> None:
-        self.conn = _OneAtATime(conn)
+        self.conn = conn
 
     # people
     async def get_people(self, ids: Sequence[str], *, lock: bool = False) -> dict[str, Person]:
@@ -645,9 +614,7 @@ class SqlRepository:
         longest: list[int] = []
         latest: list[date | None] = []
         runs: dict[str, list[int]] = {}
-        for i, person in enumerate(people):
-            if i and not i % _SLICE:
-                await asyncio.sleep(0)  # see _SLICE
+        for person in people:
             f = facts.get(person)
             if f is None:
                 new_people.append(0)
@@ -681,9 +648,7 @@ class SqlRepository:
             ],
         )
         out: dict[str, Progress] = {}
-        for i, r in enumerate(rows):
-            if i and not i % _SLICE:
-                await asyncio.sleep(0)  # see _SLICE
+        for r in rows:
             person = r["person"]
             f = facts.get(person)
             out[person] = progress_rules.result(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,8 +17,6 @@ from thrive_recognition.adapters.sql import SqlRepository
 # str, int, bool, None, lists of str, aware datetimes and StrEnums, no aliases or custom
 # serialisers (tests compare the two on awkward values). About 1.8 of them per ingested
 # event, where pydantic's model_dump_json cost several times more.
-_RENDER_SLICE = 200  # events serialised between two chances for other tasks to run
-
 _FLAT_PAYLOADS: tuple[type[Any], ...] = (HelpReceived, MilestoneReached)
 
 
@@ -64,23 +61,16 @@ class SqlUnitOfWork:
         """Queue an event for the outbox of this transaction."""
         self._pending.append(envelope)
 
-    async def render(self) -> None:
-        """Serialise the events queued so far (Python work to overlap with a query).
-
-        A slice at a time, letting other tasks run in between (a statement another
-        sub-batch has ready goes out meanwhile); events keep their order.
-        """
-        while self._pending:
-            chunk = self._pending[:_RENDER_SLICE]
-            self._pending = self._pending[_RENDER_SLICE:]
-            self._rows.extend(render_rows(chunk))
-            self.published.extend(chunk)
-            if self._pending:
-                await asyncio.sleep(0)
+    def render(self) -> None:
+        """Serialise the events queued so far (Python work to overlap with a query)."""
+        if self._pending:
+            self._rows.extend(render_rows(self._pending))
+            self.published.extend(self._pending)
+            self._pending = []
 
     async def flush(self) -> None:
         """Write queued events to the outbox (call before the transaction commits)."""
-        await self.render()
+        self.render()
         if self._rows:
             rows, self._rows = self._rows, []
             await enqueue_rows(self.conn, rows)

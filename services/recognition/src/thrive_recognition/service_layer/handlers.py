@@ -96,9 +96,6 @@ class Policies:
     # deliberate gift, so by default they do not draw on anyone's allowance.
     allowance_for_external: bool = False
     source: str = SOURCE
-    # A large batch of thanks is recorded as this many interleaved sub-batches (see
-    # record_thanks): a matter of speed, the outcome is the same.
-    sub_batches: int = 2
 
 
 _VARIANT = "89ab"
@@ -241,40 +238,29 @@ async def _progress(
     teams: Mapping[str, str | None],
     at: datetime,
     policies: Policies,
-    turn: _Turn | None = None,
 ) -> list[Milestone]:
     """Apply progress updates; publish the milestones they newly reach (exactly once)."""
-    turn = turn or _Turn.alone()
-    # A sub-batch's progress builds on the progress of the ones before it (streaks, counters).
-    await turn.before(_PROGRESS)
     # While Postgres applies the progress (the batch's costliest statements), this process
     # serialises the events published so far for the outbox.
     applying = asyncio.ensure_future(uow.repo.apply_progress(updates))
-    applying.add_done_callback(lambda _: turn.after(_PROGRESS))
     try:
         await asyncio.sleep(0)  # let the first statement go out
-        await uow.render()
+        uow.render()
     except BaseException:
         await asyncio.gather(applying, return_exceptions=True)
         raise
     progress = await applying
-    candidates: list[Milestone] = []
-    for i, (person, p) in enumerate(progress.items()):
-        if i and not i % _SLICE:
-            await asyncio.sleep(0)  # see _SLICE
-        team = teams.get(person)
-        candidates.extend(
-            r.milestone(person=person, team=team, at=at) for r in policies.rules.reached(p)
-        )
-    await turn.before(_MILESTONES)
+    candidates = [
+        r.milestone(person=person, team=teams.get(person), at=at)
+        for person, p in progress.items()
+        for r in policies.rules.reached(p)
+    ]
     if not candidates:
-        turn.after(_MILESTONES)
         return []
     new = await uow.repo.add_milestones(candidates)
     stamp = utcnow()
     for m in new:
         await uow.publish(_milestone_event(m, source=policies.source, at=stamp))
-    turn.after(_MILESTONES)
     return new
 
 
@@ -633,44 +619,6 @@ async def _discounts(
     return flags
 
 
-# The steps in which consecutive sub-batches of one batch must keep their order (see _Turn).
-_THANKS, _PROGRESS, _MILESTONES = 0, 1, 2
-# Sub-batches have at least this many thanks (see record_thanks): below it, the statements'
-# own costs would outweigh what overlapping Python and Postgres saves.
-_MIN_PART = 250
-# Long loops over a batch let other tasks run every _SLICE items, so that a statement another
-# sub-batch has ready goes out to Postgres without waiting for the whole loop.
-_SLICE = 200
-
-
-class _Turns:
-    """The order of consecutive sub-batches' steps: sub-batch i takes a step once i-1 took it."""
-
-    def __init__(self, parts: int) -> None:
-        self.done = [[asyncio.Event() for _ in range(parts)] for _ in range(3)]
-
-
-@dataclass(slots=True)
-class _Turn:
-    """One sub-batch's place in `_Turns`."""
-
-    turns: _Turns
-    part: int
-
-    @classmethod
-    def alone(cls) -> _Turn:
-        return cls(_Turns(1), 0)
-
-    async def before(self, step: int) -> None:
-        """Wait until the sub-batch before this one has taken `step`."""
-        if self.part:
-            await self.turns.done[step][self.part - 1].wait()
-
-    def after(self, step: int) -> None:
-        """This sub-batch has taken `step` (or has nothing to do in it)."""
-        self.turns.done[step][self.part].set()
-
-
 async def record_thanks(
     uow: UnitOfWork,
     drafts: Sequence[ThanksDraft],
@@ -685,63 +633,11 @@ async def record_thanks(
     Returns one Thanks per draft: the stored one when its (origin, external id) was known.
     `locked`: the caller already holds every giver's and helper's lock.
     """
+    repo = uow.repo
     # Serialise per person (sorted, so two units of work cannot deadlock): allowances are
     # per giver, counters and streaks per helper.
     if not locked:
-        await uow.repo.lock_people(sorted({p.id for d in drafts for p in (d.giver, d.helper)}))
-    parts = min(policies.sub_batches, len(drafts) // _MIN_PART) or 1
-    if parts == 1:
-        return await _record_part(
-            uow,
-            drafts,
-            apply_allowance=apply_allowance,
-            policies=policies,
-            now=now,
-            turn=_Turn.alone(),
-        )
-    # A large batch goes as consecutive sub-batches, recorded at once: each step (thanks,
-    # progress, milestones) of a sub-batch waits for the same step of the one before it, so
-    # the outcome is that of recording them one after the other in this transaction, but
-    # while Postgres runs one sub-batch's statement, this process prepares another's (both
-    # cores at work instead of taking turns). The repository runs one statement at a time.
-    turns = _Turns(parts)
-    size = -(-len(drafts) // parts)
-    tasks = [
-        asyncio.ensure_future(
-            _record_part(
-                uow,
-                drafts[i * size : (i + 1) * size],
-                apply_allowance=apply_allowance,
-                policies=policies,
-                now=now,
-                turn=_Turn(turns, i),
-            )
-        )
-        for i in range(parts)
-    ]
-    try:
-        done = await asyncio.gather(*tasks)
-    except BaseException:
-        for t in tasks:
-            t.cancel()  # the others may wait for a step the failed one never takes
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-    return [t for part in done for t in part]
-
-
-async def _record_part(
-    uow: UnitOfWork,
-    drafts: Sequence[ThanksDraft],
-    *,
-    apply_allowance: bool,
-    policies: Policies,
-    now: datetime,
-    turn: _Turn,
-) -> list[Thanks]:
-    """Record thanks whose people are locked: one sub-batch's statements (see record_thanks)."""
-    repo = uow.repo
-    # Allowances and rings count the thanks of the sub-batches before this one.
-    await turn.before(_THANKS)
+        await repo.lock_people(sorted({p.id for d in drafts for p in (d.giver, d.helper)}))
     if apply_allowance:
         await _check_allowances(uow, drafts, policies=policies, now=now)
     discounted = await _discounts(uow, drafts, policies=policies)
@@ -768,11 +664,9 @@ async def _record_part(
     # progress (two cores at work instead of one waiting for the other); only the thanks
     # actually inserted use them.
     insert = asyncio.ensure_future(repo.add_thanks(made))
-    # The next sub-batch may go on as soon as these thanks are in (it counts them).
-    insert.add_done_callback(lambda _: turn.after(_THANKS))
     try:
         await asyncio.sleep(0)  # let the insert go out first
-        prepared = await _prepare_effects(drafts, made, source=policies.source, at=utcnow())
+        prepared = _prepare_effects(drafts, made, source=policies.source, at=utcnow())
     except BaseException:
         await asyncio.gather(insert, return_exceptions=True)
         raise
@@ -795,22 +689,17 @@ async def _record_part(
         updates.append(given)
         teams[t.helper], teams[t.giver] = d.helper.team, d.giver.team
     if updates:
-        await _progress(uow, updates, teams=teams, at=now, policies=policies, turn=turn)
-    else:
-        turn.after(_PROGRESS)
-        turn.after(_MILESTONES)
+        await _progress(uow, updates, teams=teams, at=now, policies=policies)
     return out
 
 
-async def _prepare_effects(
+def _prepare_effects(
     drafts: Sequence[ThanksDraft], made: Sequence[Thanks], *, source: str, at: datetime
 ) -> list[tuple[Envelope[HelpReceived], ProgressUpdate, ProgressUpdate]]:
     """Per thanks: its HelpReceived event, the helper's and the giver's progress."""
     out = []
     weeks: dict[tuple[str, date], date] = {}  # (timezone, local day) -> Monday, per batch
-    for i, (d, t) in enumerate(zip(drafts, made, strict=True)):
-        if i and not i % _SLICE:
-            await asyncio.sleep(0)  # see _SLICE
+    for d, t in zip(drafts, made, strict=True):
         giver, helper = d.giver, d.helper
         tz = helper.timezone
         local = t.given_at.astimezone(zone(tz)).date()

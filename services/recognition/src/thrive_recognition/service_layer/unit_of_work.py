@@ -21,6 +21,6 @@ class UnitOfWork(Protocol):
         """Publish `envelope` if (and only if) this unit of work commits."""
         ...
 
-    async def render(self) -> None:
+    def render(self) -> None:
         """Prepare what was published so far for the outbox (CPU work, no I/O)."""
         ...
