@@ -13,7 +13,11 @@ from typing import Any
 
 import asyncpg
 import pytest
-from thrive_notifier.adapters.postgres import PostgresRepository, person_digest
+from thrive_notifier.adapters.postgres import (
+    PostgresRepository,
+    PostgresUnitOfWork,
+    person_digest,
+)
 from thrive_notifier.domain.model import (
     Celebration,
     Channel,
@@ -32,7 +36,10 @@ from thrive_notifier.service_layer.fanout import (
     is_large,
     reserve_large_sends,
 )
+from thrive_notifier.service_layer.handlers import consume
 from thrive_notifier.service_layer.ports import PersonRecord
+from thrive_notifier.service_layer.schedule import fan_out_pending
+from thrive_shared.contracts import CelebrationSize, MilestoneReached, make_event
 
 pytestmark = pytest.mark.stack
 
@@ -384,3 +391,46 @@ async def test_sends_go_with_the_in_app_rows_when_the_defaults_may_send(
             assert await conn.fetchval("SELECT count(*) FROM delivery") == 0
         finally:
             await tx.rollback()
+
+
+async def test_the_consumer_reserves_a_large_milestones_sends_and_the_lane_writes_the_rest(
+    notifier_pool: asyncpg.Pool,
+) -> None:
+    async with notifier_pool.acquire() as conn:
+        await seed(conn)
+    env = make_event(
+        MilestoneReached(
+            milestone_id="m-1",
+            person="sam",
+            team="blue",
+            rule_id="people_helped",
+            level=1,
+            size=CelebrationSize.LARGE,
+            title="Helped ten people",
+            themes=["python", "testing"],
+            reached_at=NOW,
+        ),
+        source="thrive/recognition",
+    )
+    async with notifier_pool.acquire() as conn, conn.transaction():  # the consumer's
+        repo = PostgresRepository(conn, defaults=DEFAULTS)
+        result = await consume(repo, [(env, TRACE)], now=NOW, queue_large=True)
+    assert result.queued == 1 and result.reserved == {"webhook": 3, "email": 1}
+    ledger = "SELECT recipient, channel, state, id FROM delivery WHERE event_id = $1"
+    sends = {(r[0], r[1], r[2], r[3]) for r in await notifier_pool.fetch(ledger, env.id)}
+    # At the consumer's commit the sends are due, and nobody's inbox has it yet.
+    assert {(r[0], r[1], r[2]) for r in sends} == {
+        ("f-email", "email", "pending"),
+        ("f-hook", "webhook", "pending"),
+        ("f-hook-last", "webhook", "pending"),
+        ("blue", "webhook", "pending"),
+    }
+    uow = PostgresUnitOfWork(notifier_pool, defaults=DEFAULTS)
+    taken, lane = await fan_out_pending(uow, clock=lambda: NOW + timedelta(seconds=1), limit=1)
+    assert taken == 1 and not lane.reserved
+    rows = await notifier_pool.fetch(ledger, env.id)
+    assert {(r[0], r[1], r[2], r[3]) for r in rows if r[1] != "in_app"} == sends  # unchanged
+    told = {r[0] for r in rows if r[1] == "in_app"}
+    assert {"sam", "f-email", "f-hook", "f-hook-last", "f-hook-quiet-off"} <= told
+    assert "f-hook-spent" not in told  # over budget when planned: the digest, as its sends
+    assert await notifier_pool.fetchval("SELECT count(*) FROM fanout_queue") == 0
