@@ -41,6 +41,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -498,6 +499,41 @@ async def wait_until(
         await asyncio.sleep(0.5)
 
 
+async def dump_latencies(pool: asyncpg.Pool, sink: Sink, events: list[Any], path: str) -> None:
+    """BENCH_NOTIFIER_LATENCY_DUMP=<file>: one JSON object per ledger row of the latency
+    phase, to take its latency apart: the event's kind and time (`sent`), the channel, the
+    writing transaction's start (`created`) and its `now` (`written`; for an email/webhook
+    row the `now` it was reserved with, until a retry moves it), `delivered` and the
+    sink's first arrival (`sink`), as epoch seconds."""
+    kinds = {
+        e.id: type(e.data).__name__
+        + (f":{e.data.size.value}" if isinstance(e.data, MilestoneReached) else "")
+        for e in events
+    }
+    sent = {e.id: e.time.timestamp() for e in events}
+    rows = await pool.fetch(
+        "SELECT event_id, channel, idempotency_key, created_at, next_attempt_at, delivered_at"
+        " FROM delivery WHERE event_id = ANY($1)",
+        list(sent),
+    )
+    lines = [
+        orjson.dumps(
+            {
+                "event": r["event_id"],
+                "kind": kinds[r["event_id"]],
+                "channel": r["channel"],
+                "sent": sent[r["event_id"]],
+                "created": r["created_at"].timestamp(),
+                "written": r["next_attempt_at"].timestamp(),
+                "delivered": r["delivered_at"].timestamp() if r["delivered_at"] else None,
+                "sink": sink.effects.get(r["idempotency_key"]),
+            }
+        )
+        for r in rows
+    ]
+    await asyncio.to_thread(Path(path).write_bytes, b"\n".join(lines) + b"\n")
+
+
 async def send(producer: Publisher, suffix: str, events: list[Any]) -> None:
     await producer.send_all(
         [
@@ -629,6 +665,8 @@ async def main(ctx: BenchContext) -> Result:
             for k, t in sink.effects.items()
             if sink.about.get(k) in sent_at
         ]
+        if dump := os.environ.get("BENCH_NOTIFIER_LATENCY_DUMP"):
+            await dump_latencies(pool, sink, lat_events, dump)
         result.add("latency_rate_achieved", achieved, "events/s")
         for key, value in percentiles(in_app_ns + hook_ns).items():
             result.add(f"latency_{key}_ms", value, "ms", f"event -> delivered at {RATE:.0f}/s")

@@ -71,7 +71,9 @@ def build_spec(settings: NotifierSettings | None = None) -> ServiceSpec:
         # the transaction of their inbox rows (one read, one write per batch). Several
         # members of one group (one name, so one inbox) split the partitions between them.
         lanes = s.large_fanout_lanes
-        handler, batch_handler = kafka_entry.make_handlers(defaults=defaults, queue_large=lanes > 0)
+        handler, batch_handler = kafka_entry.make_handlers(
+            defaults=defaults, queue_large=lanes > 0, sends_first=s.large_fanout_sends_first
+        )
         # A commit may have reserved webhooks or emails: wake the delivery workers rather
         # than leave them to their next poll; one that queued a large milestone wakes a lane.
         sends_due = asyncio.Event()

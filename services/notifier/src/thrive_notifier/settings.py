@@ -58,6 +58,11 @@ class NotifierSettings(CommonSettings):
     # poll's other events never wait for them. 0: in the consumer, as before; the queue is
     # then only drained, fanout_batch_size at a time (what an earlier version left).
     large_fanout_lanes: int = Field(default=2, ge=0, le=8)
+    # With lanes: the consumer reserves a queued large milestone's email and webhook sends
+    # (the people whose preferences name them, and the team channel) in its transaction, so
+    # they go out at its commit; the lane writes the in-app rows, keeping to the same
+    # budget and quiet-hours decisions. False: the lane writes everything, as before.
+    large_fanout_sends_first: bool = True
     fanout_batch_size: int = Field(default=200, ge=1)
     fanout_idle_seconds: float = Field(default=5.0, gt=0)
 

@@ -13,7 +13,11 @@ from typing import Any
 
 import asyncpg
 import pytest
-from thrive_notifier.adapters.postgres import PostgresRepository, person_digest
+from thrive_notifier.adapters.postgres import (
+    PostgresRepository,
+    PostgresUnitOfWork,
+    person_digest,
+)
 from thrive_notifier.domain.model import (
     Celebration,
     Channel,
@@ -26,8 +30,16 @@ from thrive_notifier.domain.model import (
     Preferences,
     TraceContext,
 )
-from thrive_notifier.service_layer.fanout import FanOutResult, celebrate_many
+from thrive_notifier.service_layer.fanout import (
+    FanOutResult,
+    celebrate_many,
+    is_large,
+    reserve_large_sends,
+)
+from thrive_notifier.service_layer.handlers import consume
 from thrive_notifier.service_layer.ports import PersonRecord
+from thrive_notifier.service_layer.schedule import fan_out_pending
+from thrive_shared.contracts import CelebrationSize, MilestoneReached, make_event
 
 pytestmark = pytest.mark.stack
 
@@ -35,6 +47,10 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)  # 13:00 Stockholm, 07:00 New Yo
 DEFAULTS = Preferences(daily_budget=5, digest_hour=9)
 TRACE = TraceContext("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "k=v")
 NOON_QUIET = {"quiet_start": time(11), "quiet_end": time(14)}
+HOOK = {
+    "channels": frozenset({Channel.IN_APP, Channel.WEBHOOK}),
+    "webhook_url": "https://hooks.example.com/h",
+}
 
 # person: (timezone or None for no directory row, preferences or None for the defaults)
 PEOPLE: dict[str, tuple[str | None, Preferences | None]] = {
@@ -75,6 +91,13 @@ PEOPLE: dict[str, tuple[str | None, Preferences | None]] = {
         ),
     ),
     "f-hook-no-url": ("UTC", Preferences(channels=frozenset({Channel.IN_APP, Channel.WEBHOOK}))),
+    # Sends reserved first must share their decision with the in-app rows written later:
+    "f-hook-last": ("UTC", Preferences(**HOOK, daily_budget=1)),  # the last slot: live once
+    "f-hook-spent": ("UTC", Preferences(**HOOK, daily_budget=1)),  # spent today already
+    "f-hook-quiet-off": (  # quiet hours, digests off: quietly in the inbox, no webhook
+        "UTC",
+        Preferences(**HOOK, **NOON_QUIET, digest_frequency=DigestFrequency.OFF),  # type: ignore[arg-type]
+    ),
     "f-inactive": ("UTC", None),
     "f-erased": ("UTC", None),
 }
@@ -101,6 +124,9 @@ FOLLOWS = [
             "f-email",
             "f-hook",
             "f-hook-no-url",
+            "f-hook-last",
+            "f-hook-spent",
+            "f-hook-quiet-off",
             "f-inactive",
             "f-erased",
         )
@@ -170,6 +196,7 @@ async def seed(conn: asyncpg.Connection) -> None:
             ("f-budget", day, "earlier"),
             ("f-budget-off", day, "earlier"),
             ("f-kiritimati", day, "earlier"),  # their local day is already tomorrow
+            ("f-hook-spent", day, "earlier"),
         ],
         deliveries=[],
         deferrals=[],
@@ -200,18 +227,42 @@ async def snapshot(conn: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]]
     return {name: [tuple(r) for r in await conn.fetch(sql)] for name, sql in SNAPSHOT.items()}
 
 
+async def sends_first(
+    repo: PostgresRepository, *, lane_at: datetime = NOW, defaults: Preferences = DEFAULTS
+) -> FanOutResult:
+    """BATCH as the consumer and a lane fan it out: the consumer writes the small
+    celebrations and reserves the large ones' sends (planned at NOW), the lane writes the
+    rest of each large one at `lane_at`."""
+    large = [c for c in BATCH if is_large(c)]
+    result = await celebrate_many(repo, [c for c in BATCH if not is_large(c)], now=NOW)
+    planned, early = await reserve_large_sends(repo, large, now=NOW)
+    assert [c.planned_at for c in planned] == [NOW] * len(large)
+    # Through the queue, as the lane takes them.
+    await repo.enqueue_celebrations(planned)
+    taken = await repo.take_celebrations(limit=len(large))
+    assert [(c, c.planned_at) for c in taken] == [(c, NOW) for c in planned]
+    result.merge(early)
+    result.merge(await celebrate_many(repo, taken, now=lane_at))
+    return result
+
+
 async def fan_out(
-    pool: asyncpg.Pool, *, bulk: bool
+    pool: asyncpg.Pool, *, bulk: bool | str, lane_at: datetime = NOW
 ) -> tuple[FanOutResult, dict[str, list[tuple[Any, ...]]], dict[str, list[tuple[Any, ...]]]]:
-    """Fan BATCH out through one path, then again through the other (a redelivery); undo."""
+    """Fan BATCH out through one path (per recipient, set-based, or set-based with the
+    sends first), then again through the per-recipient or set-based one (a redelivery);
+    undo."""
     async with pool.acquire() as conn:
         tx = conn.transaction()
         await tx.start()
         try:
             repo = PostgresRepository(conn, defaults=DEFAULTS)
-            result = await celebrate_many(repo, BATCH, now=NOW, bulk=bulk)
+            if bulk == "sends first":
+                result = await sends_first(repo, lane_at=lane_at)
+            else:
+                result = await celebrate_many(repo, BATCH, now=NOW, bulk=bool(bulk))
             first = await snapshot(conn)
-            await celebrate_many(repo, BATCH, now=NOW + timedelta(seconds=5), bulk=not bulk)
+            await celebrate_many(repo, BATCH, now=NOW + timedelta(seconds=5), bulk=bulk is False)
             again = await snapshot(conn)
         finally:
             await tx.rollback()
@@ -262,8 +313,10 @@ async def test_large_milestones_set_based_write_what_the_per_recipient_path_writ
         "f-email",
         "f-hook",
         "f-hook-no-url",
+        "f-hook-last",
+        "f-hook-quiet-off",
     }
-    assert quiet == {"f-quiet-off", "f-budget-off"}
+    assert quiet == {"f-quiet-off", "f-budget-off", "f-hook-quiet-off"}
     assert digest == {
         ("f-quiet", "quiet_hours"),
         ("f-quiet-wrap", "quiet_hours"),
@@ -271,13 +324,113 @@ async def test_large_milestones_set_based_write_what_the_per_recipient_path_writ
         ("f-budget", "budget"),
         ("f-budget-zero", "budget"),
         ("f-thanked", "budget"),
+        ("f-hook-spent", "budget"),
     }
     assert ("big-2", "f-both") in {(r[1], r[0]) for r in got["digest"]}
     assert {(p, ch) for e, p, ch in ledger if e == "big-1" and ch != "in_app"} == {
         ("f-email", "email"),
         ("f-hook", "webhook"),
+        ("f-hook-last", "webhook"),
         ("blue", "webhook"),
     }
     assert bulk.skipped == 2  # f-erased and f-inactive
     # The thanks, and per milestone the subject's own notice and everyone else's.
     assert len(got["outbox"]) == 5
+
+    # Sends first (the consumer), the in-app rows later (a lane): the same rows, the same
+    # single budget decision per person (f-hook-last is live once, not also in a digest).
+    split, got_split, again_split = await fan_out(notifier_pool, bulk="sends first")
+    for table in SNAPSHOT:
+        assert got_split[table] == expected[table], table
+    assert split == per_recipient
+    for table in ("delivery", "inbox", "outbox", "budget", "budget_used"):
+        assert again_split[table] == got_split[table], table
+
+
+def decisions(snap: dict[str, list[tuple[Any, ...]]]) -> dict[str, set[tuple[Any, ...]]]:
+    """Who got what, through which channel, in which mode: a snapshot without its times."""
+    return {
+        "delivery": {(r[0], r[1], r[2], r[3], r[6]) for r in snap["delivery"]},
+        "inbox": {(r[0], r[3], r[9]) for r in snap["inbox"]},
+        "digest": {(r[0], r[1], r[3]) for r in snap["digest"]},
+        "budget": set(snap["budget"]),
+        "budget_used": set(snap["budget_used"]),
+    }
+
+
+async def test_a_lane_keeps_to_the_plan_made_when_the_sends_went_first(
+    notifier_pool: asyncpg.Pool,
+) -> None:
+    async with notifier_pool.acquire() as conn:
+        await seed(conn)
+    _, expected, _ = await fan_out(notifier_pool, bulk=False)
+    # The lane runs after the noon quiet hours ended and after midnight in Kiritimati: its
+    # in-app rows still follow the decisions taken at NOW, when the sends were reserved.
+    late = NOW + timedelta(hours=2, minutes=30)
+    _, got, _ = await fan_out(notifier_pool, bulk="sends first", lane_at=late)
+    assert decisions(got) == decisions(expected)
+    in_app = {r[2]: r[10] for r in got["delivery"] if r[0] == "big-1" and r[3] == "in_app"}
+    assert set(in_app.values()) == {late}  # written (and delivered) when the lane ran
+    hook = {r[2]: r[9] for r in got["delivery"] if r[0] == "big-1" and r[3] == "webhook"}
+    assert set(hook.values()) == {NOW}  # due when reserved
+
+
+async def test_sends_go_with_the_in_app_rows_when_the_defaults_may_send(
+    notifier_pool: asyncpg.Pool,
+) -> None:
+    async with notifier_pool.acquire() as conn:
+        await seed(conn)
+        tx = conn.transaction()
+        await tx.start()
+        try:
+            repo = PostgresRepository(conn, defaults=Preferences(channels=frozenset(Channel)))
+            large = [c for c in BATCH if is_large(c)]
+            queued, early = await reserve_large_sends(repo, large, now=NOW)
+            assert queued == large and [c.planned_at for c in queued] == [None, None]
+            assert not early.reserved
+            assert await conn.fetchval("SELECT count(*) FROM delivery") == 0
+        finally:
+            await tx.rollback()
+
+
+async def test_the_consumer_reserves_a_large_milestones_sends_and_the_lane_writes_the_rest(
+    notifier_pool: asyncpg.Pool,
+) -> None:
+    async with notifier_pool.acquire() as conn:
+        await seed(conn)
+    env = make_event(
+        MilestoneReached(
+            milestone_id="m-1",
+            person="sam",
+            team="blue",
+            rule_id="people_helped",
+            level=1,
+            size=CelebrationSize.LARGE,
+            title="Helped ten people",
+            themes=["python", "testing"],
+            reached_at=NOW,
+        ),
+        source="thrive/recognition",
+    )
+    async with notifier_pool.acquire() as conn, conn.transaction():  # the consumer's
+        repo = PostgresRepository(conn, defaults=DEFAULTS)
+        result = await consume(repo, [(env, TRACE)], now=NOW, queue_large=True)
+    assert result.queued == 1 and result.reserved == {"webhook": 3, "email": 1}
+    ledger = "SELECT recipient, channel, state, id FROM delivery WHERE event_id = $1"
+    sends = {(r[0], r[1], r[2], r[3]) for r in await notifier_pool.fetch(ledger, env.id)}
+    # At the consumer's commit the sends are due, and nobody's inbox has it yet.
+    assert {(r[0], r[1], r[2]) for r in sends} == {
+        ("f-email", "email", "pending"),
+        ("f-hook", "webhook", "pending"),
+        ("f-hook-last", "webhook", "pending"),
+        ("blue", "webhook", "pending"),
+    }
+    uow = PostgresUnitOfWork(notifier_pool, defaults=DEFAULTS)
+    taken, lane = await fan_out_pending(uow, clock=lambda: NOW + timedelta(seconds=1), limit=1)
+    assert taken == 1 and not lane.reserved
+    rows = await notifier_pool.fetch(ledger, env.id)
+    assert {(r[0], r[1], r[2], r[3]) for r in rows if r[1] != "in_app"} == sends  # unchanged
+    told = {r[0] for r in rows if r[1] == "in_app"}
+    assert {"sam", "f-email", "f-hook", "f-hook-last", "f-hook-quiet-off"} <= told
+    assert "f-hook-spent" not in told  # over budget when planned: the digest, as its sends
+    assert await notifier_pool.fetchval("SELECT count(*) FROM fanout_queue") == 0

@@ -81,6 +81,9 @@ def _as_texts(args: list[Any]) -> list[Any] | None:
     return out
 
 
+# The channels LARGE_FANOUT_SENDS reserves (what a delivery worker sends).
+SENDING = frozenset({Channel.EMAIL, Channel.WEBHOOK})
+
 # Timezones LARGE_FANOUT has been given local times for (it names any other it meets).
 _ZONES: set[str] = {"UTC"}
 
@@ -365,7 +368,7 @@ class SQL:
     # included), then digest or quiet inbox; ledger keys hashed as DeliveryKey does. If a
     # reachable person's timezone is not in $12, nothing is written and it is named in
     # `unknown_zones` (the caller computes it and runs the statement again).
-    LARGE_FANOUT = "".join(
+    _LARGE_FANOUT = "".join(
         (
             """
         WITH zones AS (
@@ -388,7 +391,7 @@ class SQL:
                             nullif(pe.timezone, ''), 'UTC') AS tz
             FROM cand c
             LEFT JOIN person pe ON pe.person = c.person
-            LEFT JOIN preferences pr ON pr.person = c.person
+            /*PREFERENCES*/
             WHERE NOT EXISTS (
                 SELECT 1 FROM mute m WHERE m.person = c.person AND (
                     (m.kind = 'person' AND m.target = ANY($5::text[]))
@@ -416,6 +419,10 @@ class SQL:
                         WHEN r.budget <= 0 THEN 'budget'
                         WHEN (SELECT coalesce(sum(b.n), 0) FROM budget_used b
                               WHERE b.person = r.person AND b.day = r.local_day) >= r.budget
+                             -- this event's ping already counted (its sends went first): live
+                             AND NOT EXISTS (SELECT 1 FROM budget_spend s
+                                             WHERE s.person = r.person AND s.day = r.local_day
+                                               AND s.event_id = $1)
                         THEN 'budget'
                    END AS reason
             FROM reach r
@@ -450,8 +457,8 @@ class SQL:
             SELECT 'person' AS rkind, pl.person AS recipient, ch.channel, pl.mine,
                    pl.mode = 'quiet' AS quiet, pl.team
             FROM plan pl CROSS JOIN LATERAL (
-                SELECT 'in_app' AS channel
-                UNION ALL SELECT 'email' WHERE pl.mode = 'live'
+                /*IN_APP*/
+                SELECT 'email' AS channel WHERE pl.mode = 'live'
                     AND 'email' = ANY(pl.channels) AND pl.email <> ''
                 UNION ALL SELECT 'webhook' WHERE pl.mode = 'live'
                     AND 'webhook' = ANY(pl.channels) AND pl.webhook_url <> ''
@@ -507,6 +514,21 @@ class SQL:
     """,
         )
     )
+    LARGE_FANOUT = _LARGE_FANOUT.replace(
+        "/*PREFERENCES*/", "LEFT JOIN preferences pr ON pr.person = c.person"
+    ).replace("/*IN_APP*/", "SELECT 'in_app' AS channel UNION ALL")
+    # LARGE_FANOUT's sends only, reserved first (the consumer's transaction), for a large
+    # milestone whose in-app rows a fan-out lane writes later: the same rules and keys, for
+    # the people whose own preferences name email or webhook (so never the defaults: the
+    # caller checks that they name neither) and the team channel. The decision is shared,
+    # not taken twice: a live person's budget is spent here, and LARGE_FANOUT, planned at
+    # the same instant, finds this event's spend row and keeps them live; a deferred one is
+    # still over budget or in quiet hours then (budgets only grow within a day).
+    LARGE_FANOUT_SENDS = _LARGE_FANOUT.replace(
+        "/*PREFERENCES*/",
+        "JOIN preferences pr ON pr.person = c.person"
+        " AND pr.channels && ARRAY['email', 'webhook']::text[]",
+    ).replace("/*IN_APP*/", "")
     COMMIT_FANOUT = _COMMIT_FANOUT.format(**_ARRAYS)
     COMMIT_FANOUT_TEXT = _COMMIT_FANOUT.format(**_TEXTS)
     DEFER = """
@@ -840,6 +862,31 @@ class PostgresRepository:
     async def fan_out_large(
         self, c: Celebration, *, mine: Message, others: Message, now: datetime
     ) -> LargeFanOutResult:
+        row = await self._large(SQL.LARGE_FANOUT, c, mine=mine, others=others, now=now)
+        created = dict(entry.split("=") for entry in row["created"])
+        deferred = {r: n for r in ("budget", "quiet_hours") if (n := row[r])}
+        return LargeFanOutResult(
+            delivered={k: int(n) for k, n in created.items() if k == Channel.IN_APP.value},
+            reserved={k: int(n) for k, n in created.items() if k != Channel.IN_APP.value},
+            deferred=deferred,
+            skipped=row["skipped"],
+            recipients=row["recipients"],
+            teams=row["teams"],
+            keys=row["keys"],
+            mine=row["mine"],
+        )
+
+    async def reserve_large_sends(
+        self, c: Celebration, *, mine: Message, others: Message, now: datetime
+    ) -> dict[str, int] | None:
+        if self.defaults.channels & SENDING:
+            return None  # everyone on the defaults may have sends: no small set to go first
+        row = await self._large(SQL.LARGE_FANOUT_SENDS, c, mine=mine, others=others, now=now)
+        return {k: int(n) for k, n in (entry.split("=") for entry in row["created"])}
+
+    async def _large(
+        self, sql: str, c: Celebration, *, mine: Message, others: Message, now: datetime
+    ) -> Any:
         d = self.defaults
         args = [
             c.event_id,
@@ -863,23 +910,14 @@ class PostgresRepository:
             d.digest_frequency.value,
             d.webhook_url,
         ]
-        row = await self.conn.fetchrow(SQL.LARGE_FANOUT, *args, *_zone_table(now), *defaults)
+        # Planned (quiet hours, local day) as of c.planned_at when its sends went first.
+        planned = c.planned_at or now
+        row = await self.conn.fetchrow(sql, *args, *_zone_table(planned), *defaults)
         if row["unknown_zones"]:  # a timezone not seen before: learn it, then write
             _ZONES.update(row["unknown_zones"])
-            row = await self.conn.fetchrow(SQL.LARGE_FANOUT, *args, *_zone_table(now), *defaults)
+            row = await self.conn.fetchrow(sql, *args, *_zone_table(planned), *defaults)
             assert not row["unknown_zones"]
-        created = dict(entry.split("=") for entry in row["created"])
-        deferred = {r: n for r in ("budget", "quiet_hours") if (n := row[r])}
-        return LargeFanOutResult(
-            delivered={k: int(n) for k, n in created.items() if k == Channel.IN_APP.value},
-            reserved={k: int(n) for k, n in created.items() if k != Channel.IN_APP.value},
-            deferred=deferred,
-            skipped=row["skipped"],
-            recipients=row["recipients"],
-            teams=row["teams"],
-            keys=row["keys"],
-            mine=row["mine"],
-        )
+        return row
 
     @staticmethod
     def _delivery_args(deliveries: Sequence[NewDelivery], now: datetime) -> list[Any]:

@@ -160,6 +160,10 @@ class Celebration:
     url: str | None = None
     # Where it came from in tracing terms; not part of what is celebrated.
     trace: TraceContext | None = field(default=None, compare=False)
+    # When its audience was planned (quiet hours, local day), if before it is fanned out: a
+    # large milestone's sends go first, at the consumer, and its in-app rows later in a
+    # lane, both decided as of this instant.
+    planned_at: datetime | None = field(default=None, compare=False)
 
     @property
     def involved(self) -> frozenset[str]:
@@ -182,6 +186,7 @@ class Celebration:
             "message": self.message,
             "url": self.url,
             "trace": self.trace.headers() if self.trace else None,
+            "planned_at": self.planned_at.isoformat() if self.planned_at else None,
         }
 
     @classmethod
@@ -201,6 +206,7 @@ class Celebration:
             message=d.get("message") or "",
             url=d.get("url"),
             trace=TraceContext.from_headers(d.get("trace") or {}),
+            planned_at=datetime.fromisoformat(p) if (p := d.get("planned_at")) else None,
         )
 
 

@@ -67,6 +67,7 @@ def make_handlers(
     defaults: Preferences,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     queue_large: bool = False,
+    sends_first: bool = True,
 ) -> tuple[Handler, BatchHandler]:
     """The EventConsumer's handlers; both run in the consumer's transaction (with the inbox).
 
@@ -74,7 +75,8 @@ def make_handlers(
     together; the single-event one is what the consumer falls back to, event by event, when
     a batch fails (then the bad event is retried or dead-lettered alone). With
     `queue_large`, large milestones go to the fan-out lane (`fanout_loop`) through
-    fanout_queue, in the same transaction.
+    fanout_queue, in the same transaction; with `sends_first` too, their email and webhook
+    sends are reserved in it (and go out at its commit).
     """
 
     async def handle_batch(
@@ -86,6 +88,7 @@ def make_handlers(
             [(env, trace_of(meta)) for env, meta in items],
             now=clock(),
             queue_large=queue_large,
+            sends_first=sends_first,
         )
         if result.reserved:
             # Delivered at commit: wakes delivery processes, which have no other way to know.

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
 import orjson
@@ -33,6 +33,7 @@ from thrive_notifier.domain.model import (
     DeliveryKey,
     DeliveryState,
     Kind,
+    Profile,
     Recipient,
     RecipientKind,
     TraceContext,
@@ -259,14 +260,45 @@ async def celebrate_many(
     return result
 
 
+def _large_messages(c: Celebration, profiles: Mapping[str, Profile]) -> tuple[Message, Message]:
+    """A large milestone's two messages: the subject's own, and everyone else's (followers
+    and the team channel are told the same thing)."""
+    names = {p: profiles[p].name or p for p in c.involved if p in profiles}
+    mine = compose(c, Recipient(RecipientKind.PERSON, c.subject), names)
+    others = compose(c, Recipient(RecipientKind.TEAM, c.team or ""), names)
+    return mine, others
+
+
+async def reserve_large_sends(
+    repo: Repository, cs: Sequence[Celebration], *, now: datetime
+) -> tuple[list[Celebration], FanOutResult]:
+    """Reserve large milestones' email and webhook sends now, ahead of their in-app fan-out.
+
+    Returns the celebrations to queue for the lane, marked as planned at `now` (the lane
+    keeps to the budget, quiet-hours and digest decisions taken here), and what was
+    reserved. Without a set-based repository, or when the defaults may send, they are
+    queued unplanned and the lane does everything.
+    """
+    result = FanOutResult()
+    if not cs or not isinstance(repo, LargeFanOut):
+        return list(cs), result
+    profiles = await repo.profiles({p for c in cs for p in c.involved})
+    planned = []
+    for c in cs:
+        c = replace(c, planned_at=now)
+        mine, others = _large_messages(c, profiles)
+        reserved = await repo.reserve_large_sends(c, mine=mine, others=others, now=now)
+        if reserved is None:
+            return list(cs), result
+        result.reserved.update(reserved)
+        planned.append(c)
+    return planned, result
+
+
 async def _celebrate_large(
     repo: Repository, bulk: LargeFanOut, c: Celebration, data: AudienceData, *, now: datetime
 ) -> FanOutResult:
-    profiles = data.profiles
-    names = {p: profiles[p].name or p for p in c.involved if p in profiles}
-    mine = compose(c, Recipient(RecipientKind.PERSON, c.subject), names)
-    # Everyone but the subject (followers, the team channel) is told the same thing.
-    others = compose(c, Recipient(RecipientKind.TEAM, c.team or ""), names)
+    mine, others = _large_messages(c, data.profiles)
     r = await bulk.fan_out_large(c, mine=mine, others=others, now=now)
     items = large_announcements(c, r, mine=mine, others=others, at=now)
     if items:

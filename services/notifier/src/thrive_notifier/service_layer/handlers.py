@@ -23,7 +23,12 @@ from thrive_shared.contracts import (
 )
 
 from thrive_notifier.domain.model import Celebration, Kind, TraceContext
-from thrive_notifier.service_layer.fanout import FanOutResult, celebrate_many, is_large
+from thrive_notifier.service_layer.fanout import (
+    FanOutResult,
+    celebrate_many,
+    is_large,
+    reserve_large_sends,
+)
 from thrive_notifier.service_layer.ports import PersonRecord, Repository
 
 
@@ -205,6 +210,7 @@ async def consume(
     *,
     now: datetime,
     queue_large: bool = False,
+    sends_first: bool = True,
 ) -> FanOutResult:
     """Apply a batch of consumed events, then fan all their celebrations out at once.
 
@@ -214,6 +220,10 @@ async def consume(
 
     With `queue_large`, large milestones are queued (fanout_queue, in this transaction) for
     the fan-out lane instead: the poll's other events are not held up by their fan-out.
+    With `sends_first` too, their email and webhook sends (a few dozen of ~1,500 people)
+    are planned and reserved here, after the batch's other celebrations, so that they go
+    out at this commit rather than after the lane's large statement; the lane keeps to
+    the same decisions for everyone they concern.
     """
     cs = []
     for env, trace in events:
@@ -221,8 +231,12 @@ async def consume(
             cs.append(c)
     large = [c for c in cs if is_large(c)] if queue_large else []
     if large:
-        await repo.enqueue_celebrations(large)
         cs = [c for c in cs if not is_large(c)]
     result = await celebrate_many(repo, cs, now=now)
+    if large:
+        if sends_first:
+            large, early = await reserve_large_sends(repo, large, now=now)
+            result.merge(early)
+        await repo.enqueue_celebrations(large)
     result.queued = len(large)
     return result

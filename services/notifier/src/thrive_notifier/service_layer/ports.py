@@ -111,6 +111,15 @@ class LargeFanOut(Protocol):
         self, c: Celebration, *, mine: Message, others: Message, now: datetime
     ) -> LargeFanOutResult: ...
 
+    async def reserve_large_sends(
+        self, c: Celebration, *, mine: Message, others: Message, now: datetime
+    ) -> dict[str, int] | None:
+        """Only its email/webhook sends (people whose preferences name those channels, and
+        the team channel), planned as `fan_out_large` will plan them at `c.planned_at`, which
+        then keeps to that decision; new rows by channel, or None when the defaults may send
+        (then no small set of people can go first)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class ClaimedDelivery:
