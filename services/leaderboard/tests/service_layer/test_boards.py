@@ -112,6 +112,42 @@ async def test_committed_rows_update_ranks_and_team_moves_carry_totals():
     assert [(r.person, r.score) for r in teams.items] == [("red", 1100)]
 
 
+async def test_team_totals_summed_in_slices_take_what_lands_between_them(monkeypatch):
+    """The first teams query yields while it sums; commits, moves, erasures and arrivals
+    landing between its slices all end up in the totals, as one pass would have it."""
+    monkeypatch.setattr("thrive_leaderboard.service_layer.boards.TEAM_SUM_SLICE", 3)
+    teams = ["red", "blue", "green"]
+    people = [PersonRow(f"p{i}", teams[i % 3], False) for i in range(40)]
+    lb, _ = make({MONTH: {f"p{i}": c(i + 1) for i in range(30)}}, people)
+    await lb.top(Q)
+    teams_q = BoardQuery(metric=Metric.THANKS_RECEIVED, window=Window.MONTH, scope=Scope.TEAMS)
+    query = asyncio.create_task(lb.top(teams_q, first=10))
+    steps = 0
+    while not query.done():
+        # Between two slices: someone summed or not yet, a newcomer, a move, an erasure.
+        i = steps % 40
+        newcomer = f"p{30 + steps % 10}"  # not on the board when the query began
+        lb.apply_committed(
+            [CommittedRow(MONTH, f"p{i}", c(100 + steps)), CommittedRow(MONTH, newcomer, c(steps))]
+        )
+        if steps % 4 == 0:
+            lb.set_team(f"p{(i + 7) % 40}", teams[(steps // 4) % 3])
+        if steps % 5 == 0:
+            lb.erase(f"p{(i + 13) % 40}")
+        steps += 1
+        await asyncio.sleep(0)
+    assert steps > 3  # it yielded while summing: other work ran in between
+    got = {r.person: r.score for r in query.result().items}
+
+    board = lb._boards[MONTH]
+    expected: dict[str, int] = {}
+    for person, counters in board.counters.items():
+        team = lb.directory.team_of(person)
+        if team is not None:
+            expected[team] = expected.get(team, 0) + counters.n * 100
+    assert got == {t: n for t, n in expected.items() if n > 0}
+
+
 async def test_a_previous_period_is_loaded_on_demand():
     lb, store = make({MONTH: {"ann": c(1)}, FEB: {"bob": c(2)}}, PEOPLE)
     old = await lb.top(
