@@ -265,7 +265,8 @@ async def _count_is(url, who, n, column="n") -> bool:
     conn = await asyncpg.connect(url, server_settings={"search_path": "leaderboard"})
     try:
         got = await conn.fetchval(
-            f"SELECT {column} FROM standing WHERE scope = 'company' AND \"window\" = 'all_time' "
+            f"SELECT {column} FROM board_standing WHERE scope = 'company' "
+            "AND \"window\" = 'all_time' "
             "AND person = $1",
             who,
         )
@@ -421,6 +422,7 @@ async def test_an_erasure_never_overlaps_another_members_apply(migrated):
         await erasing
         left = await observer.fetchval(
             "SELECT (SELECT count(*) FROM standing WHERE person = 'eve')"
+            " + (SELECT count(*) FROM standing_day WHERE person = 'eve')"
             " + (SELECT count(*) FROM helped WHERE helper = 'eve')"
         )
         assert left == 0, "the erased person's rows came back from a concurrent apply"
@@ -463,7 +465,7 @@ async def test_members_applying_concurrently_keep_memory_equal_to_postgres(
         conn = await asyncpg.connect(s.database_url, server_settings={"search_path": "leaderboard"})
         try:
             rows = await conn.fetch(
-                "SELECT \"window\", person, n, m FROM standing WHERE scope = 'company'"
+                "SELECT \"window\", person, n, m FROM board_standing WHERE scope = 'company'"
             )
         finally:
             await conn.close()
@@ -484,9 +486,130 @@ async def _all_time_totals(url: str, *, n: int, m: int) -> bool:
     conn = await asyncpg.connect(url, server_settings={"search_path": "leaderboard"})
     try:
         row = await conn.fetchrow(
-            "SELECT coalesce(sum(n), 0) AS n, coalesce(sum(m), 0) AS m FROM standing"
+            "SELECT coalesce(sum(n), 0) AS n, coalesce(sum(m), 0) AS m FROM board_standing"
             " WHERE scope = 'company' AND \"window\" = 'all_time'"
         )
         return (row["n"], row["m"]) == (n, m)
     finally:
         await conn.close()
+
+
+def thanks_at(i: int, helper: str, giver: str, at: datetime, **kw):
+    data = HelpReceived(
+        thanks_id=f"t{i}",
+        helper=helper,
+        giver=giver,
+        helper_team="red",
+        giver_team="blue",
+        given_at=at,
+        **kw,
+    )
+    return make_event(data, source="thrive/recognition", id=f"thanks-at-{i}")
+
+
+@contextlib.asynccontextmanager
+async def memory_and_store(s: LeaderboardSettings, clock: datetime):
+    """An applier with resident boards over the real database (no Kafka)."""
+    from thrive_leaderboard.bootstrap import make_loader
+    from thrive_leaderboard.domain.scoring import scorers
+    from thrive_leaderboard.service_layer.boards import Leaderboards
+    from thrive_leaderboard.service_layer.directory import Directory
+
+    pool = await create_pool(s.database_url, schema="leaderboard", min_size=1, max_size=3)
+    repo = Repository()
+    boards = Leaderboards(
+        loader=make_loader(pool, repo),
+        directory=Directory(),
+        scorers=scorers(s.weights()),
+        tz=s.tz(),
+        clock=lambda: clock,
+    )
+    applier = Applier(repo=repo, keys=make_keys(s), tz=s.tz(), boards=boards)
+    try:
+        yield pool, repo, boards, applier
+    finally:
+        await pool.close()
+
+
+async def commit_and_mirror(pool, applier: Applier, events) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await applier.apply_batch(conn, events)
+    applier.mirror(applier.take([(e, None) for e in events]))
+
+
+async def test_rolling_up_day_rows_changes_no_board_in_postgres_or_memory(migrated):
+    from thrive_leaderboard.domain.periods import period_days
+    from thrive_leaderboard.domain.standings import StoredBoard
+    from thrive_leaderboard.service_layer.rollup import horizon, roll_up
+
+    s = migrated
+    today = datetime(2027, 1, 6, 12, tzinfo=UTC)
+    # Days on both sides of a year end inside one ISO week (2026-W53 runs to 3 January),
+    # the same givers on several days, themes, a milestone.
+    days = [
+        datetime(2026, 11, 15, 9, tzinfo=UTC),
+        datetime(2026, 12, 28, 9, tzinfo=UTC),
+        datetime(2027, 1, 2, 9, tzinfo=UTC),
+        datetime(2027, 1, 5, 9, tzinfo=UTC),
+        today,
+    ]
+    events = [
+        thanks_at(i * 10 + j, helper, giver, at, themes=["python"] if j % 2 else [])
+        for i, at in enumerate(days)
+        for j, (helper, giver) in enumerate([("ann", "bob"), ("ann", "cat"), ("bob", "ann")])
+    ]
+    async with memory_and_store(s, today) as (pool, repo, boards, applier):
+        await boards.preload()
+        await commit_and_mirror(pool, applier, events[:7])
+        await commit_and_mirror(pool, applier, events[7:])
+        keys = [
+            StoredBoard(scope, w, period)
+            for scope in ("company", "theme:python")
+            for at in days
+            for w, period in [(w, period_of(w, at, UTC)) for w in Window]
+        ]
+
+        async def loaded() -> dict:
+            out = {}
+            async with pool.acquire() as conn:
+                for key in set(keys):
+                    read = await repo.load_board(conn, key, period_days(key.window, key.period))
+                    out[key] = read.counters
+            return out
+
+        before_rows, before_boards = await standings(s.database_url, "leaderboard"), await loaded()
+        moved = await roll_up(pool, repo, before=horizon(today, UTC, 2))
+        assert moved == 3  # 15 Nov, 28 Dec, 2 Jan; 5 and 6 Jan stay day rows
+        assert await standings(s.database_url, "leaderboard") == before_rows
+        assert await loaded() == before_boards
+        async with pool.acquire() as conn:
+            left = await conn.fetch("SELECT DISTINCT day FROM standing_day ORDER BY 1")
+        assert [r[0] for r in left] == [d.date().toordinal() for d in days[3:]]
+        # Memory, which never heard of the roll-up, still equals what Postgres serves.
+        for key in {k for k in keys if k.scope == "company"} & set(boards._boards):
+            assert boards.resident(key).counters == before_boards[key], key
+        # A late thanks for a rolled-up day writes a day row again and adds on top.
+        year_2026 = StoredBoard("company", Window.YEAR, "2026")
+        await commit_and_mirror(pool, applier, [thanks_at(999, "ann", "dan", days[1])])
+        assert (await loaded())[year_2026]["ann"].n == before_boards[year_2026]["ann"].n + 1
+        assert (await loaded())[year_2026]["ann"].d == before_boards[year_2026]["ann"].d + 1
+
+
+async def test_a_board_read_after_a_commit_does_not_count_that_commit_twice(migrated):
+    from thrive_leaderboard.domain.standings import StoredBoard
+
+    s = migrated
+    python = StoredBoard("theme:python", Window.ALL_TIME, "all")
+    async with memory_and_store(s, NOW) as (pool, _repo, boards, applier):
+        first = [thanks(1, "ann", "bob", themes=["python"])]
+        async with pool.acquire() as conn, conn.transaction():
+            await applier.apply_batch(conn, first)
+        # Committed, but still waiting for the mirror when the board is first read.
+        waiting = applier.take([(e, None) for e in first])
+        board = await boards.board(python)
+        assert board.counters["ann"].n == 1
+        applier.mirror(waiting)
+        assert board.counters["ann"].n == 1, "the read already held that commit"
+        await commit_and_mirror(pool, applier, [thanks(2, "ann", "cat", themes=["python"])])
+        assert board.counters["ann"].n == 2
+        assert board.counters["ann"].d == 2

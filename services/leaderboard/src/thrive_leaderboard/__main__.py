@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 
 import psycopg
 import typer
@@ -21,6 +22,7 @@ from thrive_leaderboard.service_layer.rebuild import (
     copy_owned_state,
     replay_into,
 )
+from thrive_leaderboard.service_layer.rollup import horizon, roll_up
 from thrive_leaderboard.settings import LeaderboardSettings
 
 cli = typer.Typer(help="Thrive leaderboard service.", no_args_is_help=True)
@@ -84,7 +86,7 @@ async def _rebuild(s: LeaderboardSettings, *, schema: str, batch: int) -> Rebuil
             def on_total(n: int) -> None:
                 progress.update(task, total=(progress.tasks[0].total or 0) + n)
 
-            return await replay_into(
+            report = await replay_into(
                 pool,
                 bootstrap_servers=s.kafka_bootstrap_servers,
                 topic_groups=[
@@ -97,6 +99,10 @@ async def _rebuild(s: LeaderboardSettings, *, schema: str, batch: int) -> Rebuil
                 on_progress=lambda n: progress.update(task, advance=n, description="events"),
                 batch=batch,
             )
+        # Replayed history is all day rows: roll the old days up as the service would.
+        before = horizon(datetime.now(UTC), s.tz(), s.rollup_keep_days)
+        await roll_up(pool, Repository(), before=before)
+        return report
     finally:
         await pool.close()
 

@@ -18,15 +18,17 @@ from thrive_shared.outbox import enqueue
 from thrive_shared.service import Runtime, ServiceSpec
 
 from thrive_leaderboard import metrics
-from thrive_leaderboard.adapters.repository import Repository
+from thrive_leaderboard.adapters.repository import BoardRead, Repository
 from thrive_leaderboard.domain.contributions import PersonKeys
-from thrive_leaderboard.domain.scoring import Counters, scorers
+from thrive_leaderboard.domain.periods import period_days
+from thrive_leaderboard.domain.scoring import scorers
 from thrive_leaderboard.domain.standings import StoredBoard
 from thrive_leaderboard.service_layer.apply import Applier
 from thrive_leaderboard.service_layer.boards import Leaderboards
 from thrive_leaderboard.service_layer.directory import Directory
 from thrive_leaderboard.service_layer.live import LiveUpdates
 from thrive_leaderboard.service_layer.mirror import Mirror
+from thrive_leaderboard.service_layer.rollup import horizon, roll_up
 from thrive_leaderboard.settings import LeaderboardSettings
 
 log = logging.getLogger(__name__)
@@ -69,9 +71,9 @@ def make_keys(settings: LeaderboardSettings) -> PersonKeys:
 def make_loader(pool: asyncpg.Pool, repo: Repository) -> Any:
     """A board loader reading from Postgres."""
 
-    async def load(key: StoredBoard) -> dict[str, Counters]:
+    async def load(key: StoredBoard) -> BoardRead:
         async with pool.acquire() as conn:
-            return await repo.load_board(conn, key)
+            return await repo.load_board(conn, key, period_days(key.window, key.period))
 
     return load
 
@@ -166,6 +168,17 @@ def build_spec(settings: LeaderboardSettings | None = None) -> ServiceSpec:
                 metrics.RESIDENT_ENTRIES.set(app.boards.resident_entries())
 
         rt.add_task("leaderboard-live", live_loop)
+
+        async def rollup_loop(_rt: Runtime) -> None:
+            while True:
+                try:
+                    before = horizon(app.boards.clock(), s.tz(), s.rollup_keep_days)
+                    await roll_up(app.pool, app.repo, before=before)
+                except Exception:  # retried next round; day rows stay correct meanwhile
+                    log.exception("rolling up day rows failed")
+                await asyncio.sleep(s.rollup_interval_seconds)
+
+        rt.add_task("leaderboard-rollup", rollup_loop)
 
     return ServiceSpec(
         name=SERVICE,

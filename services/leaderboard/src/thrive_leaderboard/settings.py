@@ -47,6 +47,10 @@ class LeaderboardSettings(CommonSettings):
     # path allocates a few dozen short-lived objects per event; with the default, young
     # and middle collections ran every few events and cost as much as the work itself.
     gc_young_threshold: int = Field(default=10_000, ge=700)
+    # Applies write one row per (scope, day, person); days older than this many days are
+    # rolled up into the stored board-periods (hourly), so loads read few day rows.
+    rollup_keep_days: int = Field(default=2, ge=0)
+    rollup_interval_seconds: float = Field(default=3600.0, gt=0)
     consumer_name: str = "standings"
     consumer_group_id: str | None = Field(
         default=None, description="Kafka group id (default thrive-leaderboard.<consumer_name>)."

@@ -1,10 +1,11 @@
 from datetime import UTC, datetime, timedelta
 
 from thrive_leaderboard.domain.contributions import (
+    DayAgg,
     PersonKeys,
     Thanks,
     aggregate,
-    distinct_increments,
+    unfold,
     local_day,
     thanks_deltas,
     thanks_pairs,
@@ -51,6 +52,19 @@ def test_aggregate_sums_per_row():
     rows = aggregate(deltas)
     row = rows[("company", "all_time", "all", "h")]
     assert (row.n, row.nd, row.x, row.d) == (3, 1, 3, 0)
+
+
+def distinct_increments(batch, known):
+    """The domain function on a batch's day rows, its increments read back per board row."""
+    from thrive_leaderboard.domain.contributions import distinct_increments as on_days
+
+    rows = {
+        (scope, day, helper): DayAgg()
+        for (helper, scope, _g), days in batch.items()
+        for day in days
+    }
+    merged = on_days(batch, known, rows)
+    return {k: a.d for k, a in unfold(rows).items() if a.d}, merged
 
 
 def _batch(*ts):
@@ -116,9 +130,11 @@ def test_accumulating_facts_sums_the_same_rows_as_aggregating_their_deltas():
         thanks(helper="k", giver="b", at=AT - timedelta(days=40)),
     ]
     facts = [thanks_fact(t, tz=UTC, keys=KEYS) for t in many]
-    rows: dict = {}
+    days: dict = {}
     for f in facts:
-        accumulate(rows, f)
+        accumulate(days, f)
+    assert len(days) == 5  # one row per (scope, day, person): h's company row is shared
+    rows = unfold(days)
     expected = aggregate(d for f in facts for d in spread(f))
     assert rows == expected
     assert rows[("theme:python", "year", "2026", "h")].n == 2

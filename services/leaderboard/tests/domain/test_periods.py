@@ -1,12 +1,14 @@
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 from thrive_leaderboard.domain.periods import (
     Window,
     parse_period,
+    period_days,
     period_of,
     periods_of,
+    periods_of_day,
     previous_period,
 )
 
@@ -59,3 +61,26 @@ def test_previous_period(window, period, previous):
 def test_malformed_periods_are_refused_with_an_example(window, bad):
     with pytest.raises(ValueError, match=r"looks like|no ISO week|month must be"):
         parse_period(window, bad)
+
+
+def test_a_period_holds_exactly_the_days_whose_periods_name_it():
+    # Every day of 2026-2027 (ISO week 53 of 2026 runs into January 2027) against the days
+    # each period claims: a board's day rows are read by these ranges.
+    days = range(date(2025, 12, 1).toordinal(), date(2028, 1, 31).toordinal())
+    claimed: dict[tuple[Window, str], list[int]] = {}
+    for day in days:
+        for window, period in periods_of_day(day):
+            claimed.setdefault((window, period), []).append(day)
+    for (window, period), its_days in claimed.items():
+        first, last = period_days(window, period)
+        if window is Window.ALL_TIME:
+            assert first <= its_days[0] and its_days[-1] <= last
+            continue
+        if its_days[0] == days[0] or its_days[-1] == days[-1]:
+            continue  # a period cut by the sample's edges
+        assert (first, last) == (its_days[0], its_days[-1]), (window, period)
+        assert len(its_days) == last - first + 1
+    assert period_days(Window.WEEK, "2026-W53") == (
+        date(2026, 12, 28).toordinal(),
+        date(2027, 1, 3).toordinal(),
+    )

@@ -9,14 +9,15 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from prometheus_client import REGISTRY
-from thrive_leaderboard.adapters.repository import CommittedRow, PersonRow
+from thrive_leaderboard.adapters.repository import BoardRead, PersonRow
 from thrive_leaderboard.bootstrap import build_spec
 from thrive_leaderboard.domain.contributions import theme_scope
 from thrive_leaderboard.domain.periods import Window
 from thrive_leaderboard.domain.scoring import Counters, Weights, scorers
 from thrive_leaderboard.domain.standings import StoredBoard
+from thrive_leaderboard.domain.visibility import Snapshot
 from thrive_leaderboard.entrypoints.fast import FastBoardReads
-from thrive_leaderboard.service_layer.boards import Leaderboards
+from thrive_leaderboard.service_layer.boards import BoardDelta, Leaderboards
 from thrive_leaderboard.service_layer.directory import Directory
 from thrive_leaderboard.settings import LeaderboardSettings
 from thrive_shared.service import Runtime, build_app
@@ -48,10 +49,16 @@ STORED = {
 BASE = "http://leaderboard/internal/v1/boards/"
 
 
+def commit(lb, *rows):
+    """Commit (board, person, counters) rows: memory ends at those counters."""
+    deltas = [BoardDelta(b, p, c.minus(lb.counters_of(b, p))) for b, p, c in rows]
+    lb.apply_deltas(1, deltas)
+
+
 @pytest.fixture
 async def clients():
     async def load(key):
-        return dict(STORED.get(key, {}))
+        return BoardRead(dict(STORED.get(key, {})), Snapshot(1, 1, frozenset()))
 
     boards = Leaderboards(
         loader=load,
@@ -162,7 +169,7 @@ async def test_a_cached_top_follows_commits_and_opt_outs(clients):
     path = "top?window=month&first=3"
     resp, _ = await same(normal, wrapped, fast, path)
     assert resp.json()["items"][0]["person"] == "eve"
-    boards.apply_committed([CommittedRow(MONTH, "dan", Counters(n=20, d=10))])
+    commit(boards, (MONTH, "dan", Counters(n=20, d=10)))
     resp, served = await same(normal, wrapped, fast, path)
     assert served
     assert resp.json()["items"][0]["person"] == "dan"
@@ -171,7 +178,7 @@ async def test_a_cached_top_follows_commits_and_opt_outs(clients):
     assert "dan" not in [i["person"] for i in resp.json()["items"]]
     assert resp.json()["total"] == 3
     # A person joining the board deep down changes the total, so the page is re-cut.
-    boards.apply_committed([CommittedRow(MONTH, "fay", Counters(n=1))])
+    commit(boards, (MONTH, "fay", Counters(n=1)))
     resp, _ = await same(normal, wrapped, fast, path)
     assert resp.json()["total"] == 4
 

@@ -1,11 +1,11 @@
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from thrive_leaderboard.adapters.repository import CommittedRow
-from thrive_leaderboard.domain.contributions import PersonKeys
+from thrive_leaderboard.adapters.repository import BoardRead
+from thrive_leaderboard.domain.contributions import DayAgg, PersonKeys, unfold
 from thrive_leaderboard.domain.periods import Window
 from thrive_leaderboard.domain.scoring import Counters, Metric, Weights, scorers
-from thrive_leaderboard.domain.standings import StoredBoard
+from thrive_leaderboard.domain.visibility import Snapshot
 from thrive_leaderboard.service_layer import apply as apply_module
 from thrive_leaderboard.service_layer.apply import Applier
 from thrive_leaderboard.service_layer.boards import BoardQuery, Leaderboards
@@ -17,17 +17,25 @@ KEYS = PersonKeys(b"k")
 
 
 class FakeRepository:
-    """The standings and helped tables' semantics in memory: sums, day sets, tombstones."""
+    """The day-row and helped tables' semantics in memory: sums, day sets, tombstones."""
 
     def __init__(self):
-        self.rows = {}
+        self.days = {}
         self.helped = {}
         self.people = {}
         self.erased = set()
         self.locks = []
+        self.xid = 0
+
+    @property
+    def rows(self):
+        """Every board-period row the day rows count towards (as `board_standing`)."""
+        return {k: Counters(a.n, a.nd, a.d, a.x, a.m) for k, a in unfold(self.days).items()}
 
     async def lock_apply(self, conn, *, exclusive):
         self.locks.append(exclusive)
+        self.xid += 1
+        return self.xid
 
     async def helped_days(self, conn, pairs):
         return {p: sorted(self.helped[p]) for p in pairs if p in self.helped}
@@ -38,21 +46,23 @@ class FakeRepository:
                 self.helped.setdefault(pair, set()).update(days)
 
     async def apply(self, conn, rows, person_keys):
-        out = []
+        gone = set()
         for key, agg in rows.items():
-            if person_keys[key[3]] in self.erased:
+            if person_keys[key[2]] in self.erased:
+                gone.add(key[2])
                 continue
-            old = self.rows.get(key, Counters())
-            new = Counters(
-                old.n + agg.n,
-                old.nd + agg.nd,
-                old.d + agg.d,
-                old.x + agg.x,
-                old.m + agg.m,
-            )
-            self.rows[key] = new
-            out.append(CommittedRow(StoredBoard(key[0], Window(key[1]), key[2]), key[3], new))
-        return out
+            held = self.days.setdefault(key, DayAgg())
+            held.n += agg.n
+            held.nd += agg.nd
+            held.x += agg.x
+            held.m += agg.m
+            held.d = [a + b for a, b in zip(held.d, agg.d, strict=True)]
+        return gone
+
+    async def load(self, key):
+        """A board as the real repository reads it, in a snapshot showing every commit."""
+        counters = {k[3]: c for k, c in self.rows.items() if k[:3] == key}
+        return BoardRead(counters, Snapshot(self.xid + 1, self.xid + 1, frozenset()))
 
     async def is_erased(self, conn, key):
         return key in self.erased
@@ -61,7 +71,7 @@ class FakeRepository:
         self.people[person] = team
 
     async def erase(self, conn, person, key):
-        self.rows = {k: v for k, v in self.rows.items() if k[3] != person}
+        self.days = {k: v for k, v in self.days.items() if k[2] != person}
         self.helped = {k: v for k, v in self.helped.items() if k[0] != person}
         self.people.pop(person, None)
         self.erased.add(key)
@@ -81,18 +91,15 @@ def thanks(i, helper, giver, **kw):
 
 
 async def make():
-    async def load(key):
-        return {}
-
+    repo = FakeRepository()
     lb = Leaderboards(
-        loader=load,
+        loader=repo.load,
         directory=Directory(),
         scorers=scorers(Weights()),
         tz=ZoneInfo("UTC"),
         clock=lambda: NOW,
     )
     await lb.preload([Metric.SERVICE, Metric.PEOPLE_HELPED])
-    repo = FakeRepository()
     return Applier(repo=repo, keys=KEYS, tz=ZoneInfo("UTC"), boards=lb), lb, repo
 
 

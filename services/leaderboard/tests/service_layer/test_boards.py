@@ -1,13 +1,21 @@
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from thrive_leaderboard.adapters.repository import CommittedBlock, CommittedRow, PersonRow
+from thrive_leaderboard.adapters.repository import BoardRead, PersonRow
+from thrive_leaderboard.domain.contributions import DayAgg, unfold
 from thrive_leaderboard.domain.periods import Window
 from thrive_leaderboard.domain.scoring import Counters, Metric, Weights, scorers
 from thrive_leaderboard.domain.standings import StoredBoard
-from thrive_leaderboard.service_layer.boards import BoardError, BoardQuery, Leaderboards, Scope
+from thrive_leaderboard.domain.visibility import Snapshot
+from thrive_leaderboard.service_layer.boards import (
+    BoardDelta,
+    BoardError,
+    BoardQuery,
+    Leaderboards,
+    Scope,
+)
 from thrive_leaderboard.service_layer.directory import Directory
 
 NOW = datetime(2026, 3, 4, 12, tzinfo=UTC)
@@ -23,13 +31,23 @@ class FakeStore:
         self.boards = boards
         self.loads = []
         self.gate = None
+        # Transactions 1..99 committed before every read here; 100 and later after.
+        self.snapshot = Snapshot(100, 100, frozenset())
 
     async def load(self, key):
         self.loads.append(key)
-        snapshot = dict(self.boards.get(key, {}))
+        counters = dict(self.boards.get(key, {}))
         if self.gate is not None:
             await self.gate.wait()
-        return snapshot
+        return BoardRead(counters, self.snapshot)
+
+
+_xid = iter(range(1000, 10**9))
+
+
+def add(lb, *deltas, xid=None):
+    """Committed increments (board, person, counters) of one later transaction."""
+    lb.apply_deltas(next(_xid) if xid is None else xid, [BoardDelta(*d) for d in deltas])
 
 
 def make(boards, people=()):
@@ -94,7 +112,8 @@ async def test_opted_out_people_vanish_and_others_move_up_but_team_totals_keep_t
 async def test_committed_rows_update_ranks_and_team_moves_carry_totals():
     lb, _ = make({MONTH: {"ann": c(3), "cat": c(4)}}, PEOPLE)
     await lb.top(Q)
-    lb.apply_committed([CommittedRow(MONTH, "ann", c(9))])
+    add(lb, (MONTH, "ann", c(6)))
+    assert (await lb.rank(Q, "ann")).score == 900
     assert (await lb.rank(Q, "ann")).rank == 1
     lb.set_team("ann", "blue")
     teams = await lb.top(
@@ -103,7 +122,7 @@ async def test_committed_rows_update_ranks_and_team_moves_carry_totals():
     assert [(r.person, r.score) for r in teams.items] == [("blue", 1300)]
     # Totals are summed on that first teams query; from then on they follow commits,
     # team moves and erasures.
-    lb.apply_committed([CommittedRow(MONTH, "bob", c(2)), CommittedRow(MONTH, "cat", c(6))])
+    add(lb, (MONTH, "bob", c(2)), (MONTH, "cat", c(2)))
     lb.set_team("ann", "red")
     lb.erase("cat")
     teams = await lb.top(
@@ -127,9 +146,7 @@ async def test_team_totals_summed_in_slices_take_what_lands_between_them(monkeyp
         # Between two slices: someone summed or not yet, a newcomer, a move, an erasure.
         i = steps % 40
         newcomer = f"p{30 + steps % 10}"  # not on the board when the query began
-        lb.apply_committed(
-            [CommittedRow(MONTH, f"p{i}", c(100 + steps)), CommittedRow(MONTH, newcomer, c(steps))]
-        )
+        add(lb, (MONTH, f"p{i}", c(100 + steps)), (MONTH, newcomer, c(steps + 1)))
         if steps % 4 == 0:
             lb.set_team(f"p{(i + 7) % 40}", teams[(steps // 4) % 3])
         if steps % 5 == 0:
@@ -162,10 +179,10 @@ async def test_updates_committed_while_a_board_loads_are_not_lost():
     store.gate = asyncio.Event()
     loading = asyncio.create_task(lb.top(Q))
     await asyncio.sleep(0)
-    lb.apply_committed([CommittedRow(MONTH, "bob", c(7))])
+    add(lb, (MONTH, "bob", c(7)))
     store.gate.set()
     page = await loading
-    assert [r.person for r in page.items] == ["bob", "ann"]
+    assert [(r.person, r.score) for r in page.items] == [("bob", 700), ("ann", 100)]
 
 
 async def test_erasure_removes_the_person_and_leaves_others_untouched():
@@ -178,25 +195,35 @@ async def test_erasure_removes_the_person_and_leaves_others_untouched():
     assert (await lb.rank(Q, "ann")).score == 300
 
 
-async def test_a_commit_reaching_memory_after_a_later_one_does_not_undo_it():
-    # Two consumer members commit a milestone and a thanks for ann; memory hears of the
-    # later commit (n=4, m=1) first: the earlier value (n=3, m=1) must not win.
+async def test_increments_of_concurrent_members_add_up_in_either_order():
+    # Two consumer members commit a milestone and a thanks for ann; memory may hear of
+    # the later commit first. Increments add up the same either way.
     lb, _ = make({MONTH: {"ann": c(3), "bob": c(2)}}, PEOPLE)
     await lb.top(Q)
-    lb.apply_committed([CommittedRow(MONTH, "ann", c(4, m=1))])
-    lb.apply_committed([CommittedRow(MONTH, "ann", c(3, m=1))])
+    add(lb, (MONTH, "ann", c(1)), xid=1001)
+    add(lb, (MONTH, "ann", c(0, m=1)), xid=1000)
+    assert lb.resident(MONTH).counters["ann"] == c(4, m=1)
     assert (await lb.rank(Q, "ann")).score == 400
 
 
-async def test_a_stale_commit_queued_during_a_load_does_not_undo_the_snapshot():
+async def test_a_commit_the_boards_read_already_shows_is_not_added_twice():
+    # The read's snapshot: 40 and below had committed, 42 was running, 45+ had not begun.
     lb, store = make({MONTH: {"ann": c(5)}}, PEOPLE)
+    store.snapshot = Snapshot(41, 45, frozenset({42}))
     store.gate = asyncio.Event()
     loading = asyncio.create_task(lb.top(Q))
-    await asyncio.sleep(0)  # the snapshot (ann 5) is read
-    lb.apply_committed([CommittedRow(MONTH, "ann", c(4))])  # committed before it, heard after
+    await asyncio.sleep(0)  # the board is being read
+    add(lb, (MONTH, "ann", c(1)), xid=40)  # committed before the read: in it already
+    add(lb, (MONTH, "ann", c(2)), xid=42)  # committed after the read began
+    add(lb, (MONTH, "bob", c(3)), xid=50)
     store.gate.set()
     page = await loading
-    assert [(r.person, r.score) for r in page.items] == [("ann", 500)]
+    assert [(r.person, r.score) for r in page.items] == [("ann", 700), ("bob", 300)]
+    # A batch that committed before the read but reaches memory only now (it waited in
+    # the mirror's queue) is in the board already too.
+    add(lb, (MONTH, "ann", c(10)), xid=43)
+    add(lb, (MONTH, "ann", c(1)), xid=46)
+    assert lb.resident(MONTH).counters["ann"] == c(8)
 
 
 async def test_rows_of_an_erased_person_reaching_memory_late_are_ignored():
@@ -204,53 +231,67 @@ async def test_rows_of_an_erased_person_reaching_memory_late_are_ignored():
     lb, _ = make({MONTH: {"ann": c(3), "bob": c(5)}}, PEOPLE)
     await lb.top(Q)
     lb.erase("bob")
-    lb.apply_committed([CommittedRow(MONTH, "bob", c(6))])
+    add(lb, (MONTH, "bob", c(6)))
     assert (await lb.rank(Q, "bob")).rank is None
     assert [r.person for r in (await lb.top(Q)).items] == ["ann"]
 
 
-async def test_a_committed_block_mirrors_exactly_like_its_rows_one_by_one():
-    # The apply path hands rows over as column blocks; they must follow every rule of
-    # apply_committed: stale values ignored, erased people ignored, listeners told of the
-    # rows taken, and rows for a board being loaded queued for its snapshot.
-    def block(board, rows):
-        people, counters = zip(*rows, strict=True)
-        return CommittedBlock(board, list(people), *map(list, zip(*counters, strict=True)))
+async def test_day_rows_count_on_every_window_exactly_like_their_board_increments():
+    # The apply path hands memory day rows; each counts on the board of every window
+    # holding its day, with that window's distinct increment. They must follow the rules
+    # of per-board increments: erased people ignored, listeners told of each row taken,
+    # rows for a board being loaded queued for its read.
+    march, feb = date(2026, 3, 2).toordinal(), date(2026, 2, 27).toordinal()
 
-    # ann and bob: stale (n + m below what is held); dan: erased.
-    rows = [("ann", c(4, m=1)), ("bob", c(1)), ("cat", c(7, d=2)), ("dan", c(2))]
+    def day_row(scope, day, person, n, d, m=0):
+        agg = DayAgg(n, 0, 0, m)
+        agg.d = list(d)
+        return (scope, day, person), agg
+
+    rows = [
+        day_row("company", march, "ann", 2, (1, 1, 0, 0, 0)),
+        day_row("company", march, "cat", 1, (1, 1, 1, 1, 1), m=1),
+        day_row("company", march, "dan", 4, (1, 1, 1, 1, 1)),
+        day_row("company", feb, "ann", 1, (1, 1, 0, 0, 0)),
+        day_row("theme:python", march, "bob", 1, (1, 1, 1, 1, 1)),
+    ]
     seen = []
-    for as_block in (False, True):
-        lb, store = make({MONTH: {"ann": c(5, m=1), "bob": c(2)}, FEB: {"ann": c(1)}}, PEOPLE)
+    for as_days in (False, True):
+        lb, store = make({MONTH: {"ann": c(5, d=1), "bob": c(2)}, FEB: {"ann": c(1)}}, PEOPLE)
         await lb.top(Q)
         lb.erase("dan")
         heard = []
         lb.listeners.append(lambda board, person, heard=heard: heard.append((board, person)))
         store.gate = asyncio.Event()
         loading = asyncio.create_task(lb.board(FEB))
-        await asyncio.sleep(0)  # FEB's snapshot is read; its commits are queued meanwhile
-        feb = [("ann", c(2)), ("bob", c(1))]
-        if as_block:
-            lb.apply_block(block(MONTH, rows))
-            lb.apply_block(block(FEB, feb))
+        await asyncio.sleep(0)  # FEB is being read; its commits are queued meanwhile
+        if as_days:
+            lb.apply_days(2000, rows)
         else:
-            lb.apply_committed([CommittedRow(MONTH, p, x) for p, x in rows])
-            lb.apply_committed([CommittedRow(FEB, p, x) for p, x in feb])
+            deltas = [
+                BoardDelta(
+                    StoredBoard(k[0], Window(k[1]), k[2]), k[3], Counters(a.n, a.nd, a.d, a.x, a.m)
+                )
+                for k, a in unfold(dict(rows)).items()
+            ]
+            lb.apply_deltas(2000, deltas)
         store.gate.set()
         await loading
         seen.append(
             (
                 {b: dict(lb.resident(b).counters) for b in (MONTH, FEB)},
                 [(r.person, r.rank, r.score) for r in (await lb.top(Q)).items],
-                heard,
+                set(heard),
             )
         )
     assert seen[0] == seen[1]
     counters, top, heard = seen[1]
-    assert counters[MONTH] == {"ann": c(5, m=1), "bob": c(2), "cat": c(7, d=2)}
-    assert counters[FEB] == {"ann": c(2), "bob": c(1)}
-    assert top == [("cat", 1, 700), ("ann", 2, 500), ("bob", 3, 200)]
-    assert heard == [(MONTH, "cat"), (FEB, "ann"), (FEB, "bob")]
+    assert counters[MONTH] == {"ann": c(7, d=2), "bob": c(2), "cat": c(1, d=1, m=1)}
+    assert counters[FEB] == {"ann": c(2, d=1)}
+    assert top == [("ann", 1, 700), ("bob", 2, 200), ("cat", 3, 100)]
+    assert (MONTH, "cat") in heard and (FEB, "ann") in heard
+    assert not any(p == "dan" for _b, p in heard)
+    assert (StoredBoard("theme:python", Window.ALL_TIME, "all"), "bob") in heard
 
 
 async def test_neighbourhood_and_rising():

@@ -2,11 +2,12 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from thrive_leaderboard.adapters.repository import CommittedRow
+from thrive_leaderboard.adapters.repository import BoardRead
 from thrive_leaderboard.domain.periods import Window
 from thrive_leaderboard.domain.scoring import Counters, Metric, Weights, scorers
 from thrive_leaderboard.domain.standings import StoredBoard
-from thrive_leaderboard.service_layer.boards import Leaderboards
+from thrive_leaderboard.domain.visibility import Snapshot
+from thrive_leaderboard.service_layer.boards import BoardDelta, Leaderboards
 from thrive_leaderboard.service_layer.directory import Directory
 from thrive_leaderboard.service_layer.live import LiveUpdates
 
@@ -15,9 +16,15 @@ WEEK = StoredBoard("company", Window.WEEK, "2026-W10")
 OLD_WEEK = StoredBoard("company", Window.WEEK, "2026-W01")
 
 
+def commit(lb, *rows):
+    """Commit (board, person, counters) rows: memory ends at those counters."""
+    deltas = [BoardDelta(b, p, c.minus(lb.counters_of(b, p))) for b, p, c in rows]
+    lb.apply_deltas(1, deltas)
+
+
 async def setup(boards):
     async def load(key):
-        return dict(boards.get(key, {}))
+        return BoardRead(dict(boards.get(key, {})), Snapshot(1, 1, frozenset()))
 
     lb = Leaderboards(
         loader=load,
@@ -40,7 +47,7 @@ async def setup(boards):
 async def test_a_burst_makes_one_event_per_board_per_tick():
     lb, live, published = await setup({WEEK: {}})
     for i in range(1, 200):
-        lb.apply_committed([CommittedRow(WEEK, f"p{i % 7}", Counters(n=i))])
+        commit(lb, (WEEK, f"p{i % 7}", Counters(n=i)))
     assert await live.tick() == 1
     (event,) = published[0]
     assert event.board.metric == "thanks_received"
@@ -53,15 +60,15 @@ async def test_a_burst_makes_one_event_per_board_per_tick():
 
 async def test_only_real_moves_are_published():
     lb, live, published = await setup({WEEK: {"a": Counters(n=5), "b": Counters(n=3)}})
-    lb.apply_committed([CommittedRow(WEEK, "a", Counters(n=5))])
+    commit(lb, (WEEK, "a", Counters(n=5)))
     await live.tick()
     published.clear()
     # b gains but stays second: the top changed (score), so one event, b did not move.
-    lb.apply_committed([CommittedRow(WEEK, "b", Counters(n=4))])
+    commit(lb, (WEEK, "b", Counters(n=4)))
     assert await live.tick() == 1
     assert published[0][0].moved == []
     # b overtakes a: both moved.
-    lb.apply_committed([CommittedRow(WEEK, "b", Counters(n=9))])
+    commit(lb, (WEEK, "b", Counters(n=9)))
     await live.tick()
     moves = {(m.person, m.old_rank, m.new_rank) for m in published[-1][0].moved}
     assert ("b", 2, 1) in moves
@@ -69,7 +76,7 @@ async def test_only_real_moves_are_published():
 
 async def test_late_events_for_past_periods_publish_nothing():
     lb, live, published = await setup({})
-    lb.apply_committed([CommittedRow(OLD_WEEK, "a", Counters(n=5))])
+    commit(lb, (OLD_WEEK, "a", Counters(n=5)))
     assert await live.tick() == 0
     assert published == []
 
@@ -86,9 +93,7 @@ def _named(published) -> set[str]:
 
 async def test_an_opt_out_publishes_the_top_without_them_and_an_opt_in_with_them():
     lb, live, published = await setup({WEEK: {}})
-    lb.apply_committed(
-        [CommittedRow(WEEK, "ann", Counters(n=5)), CommittedRow(WEEK, "bob", Counters(n=3))]
-    )
+    commit(lb, (WEEK, "ann", Counters(n=5)), (WEEK, "bob", Counters(n=3)))
     assert await live.tick() == 1
     published.clear()
     # No commit at all: hiding ann alone changes what the board shows.
@@ -106,9 +111,7 @@ async def test_an_opt_out_publishes_the_top_without_them_and_an_opt_in_with_them
 
 async def test_an_erasure_publishes_the_top_without_them_and_never_names_them_again():
     lb, live, published = await setup({WEEK: {}})
-    lb.apply_committed(
-        [CommittedRow(WEEK, "ann", Counters(n=5)), CommittedRow(WEEK, "bob", Counters(n=3))]
-    )
+    commit(lb, (WEEK, "ann", Counters(n=5)), (WEEK, "bob", Counters(n=3)))
     await live.tick()
     published.clear()
     lb.erase("bob")
@@ -122,9 +125,7 @@ async def test_a_change_undone_before_the_tick_then_redone_by_an_opt_in_is_publi
     # then ann opts out and bob is erased before the first tick (nothing visible to
     # publish then), then ann opts back in. Her return must be published.
     lb, live, published = await setup({WEEK: {}})
-    lb.apply_committed(
-        [CommittedRow(WEEK, "ann", Counters(n=5)), CommittedRow(WEEK, "bob", Counters(n=3))]
-    )
+    commit(lb, (WEEK, "ann", Counters(n=5)), (WEEK, "bob", Counters(n=3)))
     lb.set_opted_out("ann", True)
     lb.erase("bob")
     assert await live.tick() == 0  # the board shows nobody, as before: no news
@@ -153,7 +154,7 @@ async def test_events_whose_publishing_failed_are_published_at_the_next_tick():
         await real(events)
 
     live.publish = flaky
-    lb.apply_committed([CommittedRow(WEEK, "ann", Counters(n=5))])
+    commit(lb, (WEEK, "ann", Counters(n=5)))
     with pytest.raises(ConnectionError):
         await live.tick()
     assert published == []
@@ -174,9 +175,7 @@ async def test_an_opt_out_while_a_tick_publishes_is_not_undone_by_that_tick():
         await real(events)
 
     live.publish = opting_out_meanwhile
-    lb.apply_committed(
-        [CommittedRow(WEEK, "ann", Counters(n=5)), CommittedRow(WEEK, "bob", Counters(n=3))]
-    )
+    commit(lb, (WEEK, "ann", Counters(n=5)), (WEEK, "bob", Counters(n=3)))
     assert await live.tick() == 1
     live.publish = real
     assert await live.tick() == 1

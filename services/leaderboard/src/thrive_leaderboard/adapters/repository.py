@@ -6,19 +6,18 @@ transaction, or a request's own).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import repeat
 from operator import attrgetter, itemgetter
 from typing import NamedTuple
 
 import asyncpg
 
-from thrive_leaderboard.domain.contributions import Aggregate, PairKey, RowKey
-from thrive_leaderboard.domain.periods import Window
+from thrive_leaderboard.domain.contributions import DayAgg, DayKey, PairKey
 from thrive_leaderboard.domain.scoring import Counters
 from thrive_leaderboard.domain.standings import StoredBoard
+from thrive_leaderboard.domain.visibility import Snapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,104 +29,60 @@ class PersonRow:
     opted_out: bool
 
 
-class CommittedRow(NamedTuple):
-    """A standings row as it stands after an apply (absolute counters).
+class BoardRead(NamedTuple):
+    """A board as read from Postgres, and the snapshot it was read in."""
 
-    A tuple, not a dataclass: every applied row makes one, on the hot path.
-    """
-
-    board: StoredBoard
-    person: str
-    counters: Counters
-
-
-class CommittedBlock(NamedTuple):
-    """Rows of one stored board as they stand after an apply: absolute counters as columns.
-
-    What `Repository.apply` returns, as asyncpg decoded it (in C). The consumer hands
-    blocks over as they are; the mirror worker makes them `CommittedRow`s, off the
-    consumer's critical path (two named tuples per row were ~25 µs per event there).
-    """
-
-    board: StoredBoard
-    people: Sequence[str]
-    n: Sequence[int]
-    nd: Sequence[int]
-    d: Sequence[int]
-    x: Sequence[int]
-    m: Sequence[int]
-
-    def size(self) -> int:
-        """How many rows."""
-        return len(self.people)
-
-    def part(self, start: int, stop: int) -> CommittedBlock:
-        """Rows `start`..`stop` of the block."""
-        return CommittedBlock(
-            self.board,
-            self.people[start:stop],
-            self.n[start:stop],
-            self.nd[start:stop],
-            self.d[start:stop],
-            self.x[start:stop],
-            self.m[start:stop],
-        )
-
-    def rows(self) -> Iterator[CommittedRow]:
-        """The block as committed rows."""
-        return map(
-            CommittedRow,
-            repeat(self.board),
-            self.people,
-            map(Counters, self.n, self.nd, self.d, self.x, self.m),
-        )
+    counters: dict[str, Counters]
+    snapshot: Snapshot
 
 
 class Repository:
     """SQL for standings, the directory mirror, opt-outs and erasure tombstones."""
 
-    # Adds a batch of aggregated increments, in key order (concurrent batches lock rows in
-    # the same order: no deadlock). Rows of erased people are skipped: the tombstones are
-    # looked up once per person of the batch ($10, $11), not once per row. Only integer
-    # columns change and none is indexed, so updates are HOT. Returns every row's new
-    # absolute counters (what memory mirrors after commit), as one row of column arrays
-    # per stored board: asyncpg decodes arrays in C, and a board key is built once per
-    # batch instead of once per row.
+    # Adds a batch's increments to its day rows, in key order (concurrent batches lock
+    # rows in the same order: no deadlock). One row per (scope, day, person): an event
+    # writes one row per scope instead of one per window and scope. Rows of erased people
+    # are skipped: the tombstones are looked up once per person of the batch ($13, $14),
+    # and the (rare) people skipped come back so memory skips them too. Only integer
+    # columns change and none is indexed, so updates are HOT.
     APPLY = """
     WITH gone AS (
-        SELECT g.person FROM unnest($10::text::text[], $11::bytea[]) AS g(person, pk)
+        SELECT g.person FROM unnest($13::text::text[], $14::bytea[]) AS g(person, pk)
         WHERE EXISTS (SELECT 1 FROM erased e WHERE e.person_key = g.pk)
     ), w AS (
-        INSERT INTO standing AS s (scope, "window", period, person, n, nd, d, x, m)
-        SELECT u.scope, u.w, u.period, u.person, u.n, u.nd, u.d, u.x, u.m
-        FROM unnest($1::text::text[], $2::text::text[], $3::text::text[], $4::text::text[],
+        INSERT INTO standing_day AS s (scope, day, person, n, nd, x, m, dw, dm, dq, dy, da)
+        SELECT u.*
+        FROM unnest($1::text::text[], $2::text::int[], $3::text::text[], $4::text::int[],
                     $5::text::int[], $6::text::int[], $7::text::int[], $8::text::int[],
-                    $9::text::int[])
-             AS u(scope, w, period, person, n, nd, d, x, m)
+                    $9::text::int[], $10::text::int[], $11::text::int[], $12::text::int[])
+             AS u(scope, day, person, n, nd, x, m, dw, dm, dq, dy, da)
         WHERE NOT EXISTS (SELECT 1 FROM gone WHERE gone.person = u.person)
-        ORDER BY 1, 2, 3, 4
-        ON CONFLICT (scope, "window", period, person) DO UPDATE SET
+        ORDER BY 1, 2, 3
+        ON CONFLICT (scope, day, person) DO UPDATE SET
             n = s.n + excluded.n,
             nd = s.nd + excluded.nd,
-            d = s.d + excluded.d,
             x = s.x + excluded.x,
-            m = s.m + excluded.m
-        RETURNING scope, "window", period, person, n, nd, d, x, m
+            m = s.m + excluded.m,
+            dw = s.dw + excluded.dw,
+            dm = s.dm + excluded.dm,
+            dq = s.dq + excluded.dq,
+            dy = s.dy + excluded.dy,
+            da = s.da + excluded.da
     )
-    SELECT scope, "window", period, array_agg(person), array_agg(n), array_agg(nd),
-           array_agg(d), array_agg(x), array_agg(m)
-    FROM w GROUP BY 1, 2, 3
+    SELECT person FROM gone
     """
     # Consumer members apply batches concurrently; an erasure must run alone: an apply
     # whose statement started before the tombstone committed would write the erased
     # person's rows again (its upsert re-inserts a row the erasure deleted). Applies share
     # this transaction lock, an erasure holds it exclusively (one key per schema).
+    # Both also return the transaction's id: memory adds the batch's increments to a board
+    # only if the board's read did not already show this transaction (see visibility).
     LOCK_APPLY = """
-    SELECT pg_advisory_xact_lock_shared(
+    SELECT pg_current_xact_id()::text::bigint, pg_advisory_xact_lock_shared(
         hashtextextended('thrive-leaderboard.apply:' || current_schema(), 0))
     """
     LOCK_ERASE = """
-    SELECT pg_advisory_xact_lock(
+    SELECT pg_current_xact_id()::text::bigint, pg_advisory_xact_lock(
         hashtextextended('thrive-leaderboard.apply:' || current_schema(), 0))
     """
     # The stored days of some (helper, scope, giver) pairs.
@@ -153,21 +108,62 @@ class Repository:
     ON CONFLICT (helper, scope, giver) DO UPDATE SET
         days = ARRAY(SELECT DISTINCT x FROM unnest(h.days || excluded.days) x ORDER BY 1)
     """
-    # A whole board as one row of column arrays: decoded in C by asyncpg, ~10x faster than
-    # a million Records.
+    # A board's rolled-up rows as one row of column arrays: decoded in C by asyncpg, ~10x
+    # faster than a million Records. Its day rows (a few recent days) come separately,
+    # summed per person, in the same snapshot.
+    SNAPSHOT = "SELECT pg_current_snapshot()::text"
     LOAD_BOARD = """
     SELECT array_agg(person), array_agg(n), array_agg(nd), array_agg(d), array_agg(x),
            array_agg(m)
     FROM standing
     WHERE scope = $1 AND "window" = $2 AND period = $3
     """
-    BOARD_COUNTERS = """
-    SELECT person, n, nd, d, x, m FROM standing
-    WHERE scope = $1 AND "window" = $2 AND period = $3 AND person = ANY($4::text[])
+    LOAD_BOARD_DAYS = """
+    SELECT array_agg(person), array_agg(n), array_agg(nd), array_agg(d), array_agg(x),
+           array_agg(m)
+    FROM (
+        SELECT person, sum(n)::int AS n, sum(nd)::int AS nd,
+               sum(CASE $4::text WHEN 'week' THEN dw WHEN 'month' THEN dm
+                   WHEN 'quarter' THEN dq WHEN 'year' THEN dy ELSE da END)::int AS d,
+               sum(x)::int AS x, sum(m)::int AS m
+        FROM standing_day
+        WHERE scope = $1 AND day BETWEEN $2 AND $3
+        GROUP BY person
+    ) s
     """
     ALL_STANDINGS = """
     SELECT scope, "window", period, person, n, nd, d, x, m
-    FROM standing ORDER BY scope, "window", period, person
+    FROM board_standing ORDER BY scope, "window", period, person
+    """
+    # Days before $1 still held as day rows, oldest first (a loose index scan per scope).
+    OLD_DAYS = """
+    WITH RECURSIVE k AS (
+        (SELECT scope, day FROM standing_day ORDER BY 1, 2 LIMIT 1)
+        UNION ALL
+        SELECT nxt.scope, nxt.day FROM k, LATERAL (
+            SELECT t.scope, t.day FROM standing_day t
+            WHERE (t.scope, t.day) > (k.scope, k.day) ORDER BY 1, 2 LIMIT 1
+        ) nxt
+    )
+    SELECT DISTINCT day FROM k WHERE day < $1 ORDER BY 1
+    """
+    # Moves one day's rows into the rolled-up `standing` rows of each of its windows: a
+    # board's sums do not change, so memory is not told.
+    ROLL_UP_DAY = """
+    WITH moved AS (
+        DELETE FROM standing_day WHERE day = $1
+        RETURNING scope, day, person, n, nd, x, m, dw, dm, dq, dy, da
+    )
+    INSERT INTO standing AS s (scope, "window", period, person, n, nd, d, x, m)
+    SELECT u.scope, p."window", p.period, u.person, u.n, u.nd, p.d, u.x, u.m
+    FROM moved u, LATERAL standing_day_periods(u.day, u.dw, u.dm, u.dq, u.dy, u.da) p
+    ORDER BY 1, 2, 3, 4
+    ON CONFLICT (scope, "window", period, person) DO UPDATE SET
+        n = s.n + excluded.n,
+        nd = s.nd + excluded.nd,
+        d = s.d + excluded.d,
+        x = s.x + excluded.x,
+        m = s.m + excluded.m
     """
     ALL_HELPED = """
     SELECT helper, scope, giver, days FROM helped ORDER BY helper, scope, giver
@@ -201,6 +197,19 @@ class Repository:
     WHERE s.scope = b.scope AND s."window" = b."window" AND s.period = b.period
       AND s.person = $1
     """
+    # Day rows hold a few recent days: one probe per stored (scope, day).
+    ERASE_DAYS = """
+    WITH RECURSIVE k AS (
+        (SELECT scope, day FROM standing_day ORDER BY 1, 2 LIMIT 1)
+        UNION ALL
+        SELECT nxt.scope, nxt.day FROM k, LATERAL (
+            SELECT t.scope, t.day FROM standing_day t
+            WHERE (t.scope, t.day) > (k.scope, k.day) ORDER BY 1, 2 LIMIT 1
+        ) nxt
+    )
+    DELETE FROM standing_day s USING k
+    WHERE s.scope = k.scope AND s.day = k.day AND s.person = $1
+    """
     ERASE_HELPED = "DELETE FROM helped WHERE helper = $1"
     ERASE_PERSON = "DELETE FROM person WHERE person = $1"
     TOMBSTONE = "INSERT INTO erased (person_key) VALUES ($1) ON CONFLICT DO NOTHING"
@@ -216,37 +225,39 @@ class Repository:
     async def apply(
         self,
         conn: asyncpg.Connection,
-        rows: dict[RowKey, Aggregate],
+        rows: dict[DayKey, DayAgg],
         person_keys: dict[str, bytes],
-    ) -> list[CommittedBlock]:
-        """Add aggregated increments; return the touched rows' new counters, per board."""
+    ) -> set[str]:
+        """Add a batch's day-row increments; return the people skipped as erased."""
         if not rows:
-            return []
+            return set()
         aggs = rows.values()
+        ds = [a.d for a in aggs]
         # Columns travel as array literals parsed by Postgres: asyncpg's array encoder
         # checks every element's type in Python, which costs more than the upsert.
         records = await conn.fetch(
             self.APPLY,
             _keys_text(map(_K0, rows)),
-            _keys_text(map(_K1, rows)),
-            _keys_text(map(_K2, rows)),
-            _texts(map(_K3, rows)),
+            _ints(map(_K1, rows)),
+            _texts(map(_K2, rows)),
             _ints(map(_N, aggs)),
             _ints(map(_ND, aggs)),
-            _ints(map(_D, aggs)),
             _ints(map(_X, aggs)),
             _ints(map(_M, aggs)),
+            _ints(map(_K0, ds)),
+            _ints(map(_K1, ds)),
+            _ints(map(_K2, ds)),
+            _ints(map(_K3, ds)),
+            _ints(map(_K4, ds)),
             _texts(person_keys),
             list(person_keys.values()),
         )
-        return [
-            CommittedBlock(_board(r[0], r[1], r[2]), r[3], r[4], r[5], r[6], r[7], r[8])
-            for r in records
-        ]
+        return {r[0] for r in records}
 
-    async def lock_apply(self, conn: asyncpg.Connection, *, exclusive: bool) -> None:
-        """Take the apply lock for this transaction: shared to apply, exclusive to erase."""
-        await conn.execute(self.LOCK_ERASE if exclusive else self.LOCK_APPLY)
+    async def lock_apply(self, conn: asyncpg.Connection, *, exclusive: bool) -> int:
+        """Take the apply lock for this transaction (shared to apply, exclusive to erase or
+        roll up); return the transaction's id."""
+        return int(await conn.fetchval(self.LOCK_ERASE if exclusive else self.LOCK_APPLY))
 
     async def helped_days(
         self, conn: asyncpg.Connection, pairs: Sequence[PairKey]
@@ -282,21 +293,36 @@ class Repository:
             list(person_keys.values()),
         )
 
-    async def load_board(self, conn: asyncpg.Connection, board: StoredBoard) -> dict[str, Counters]:
-        """Everyone's counters on one stored board-period."""
-        row = await conn.fetchrow(self.LOAD_BOARD, board.scope, board.window.value, board.period)
-        if row is None or row[0] is None:
-            return {}
-        return dict(zip(row[0], map(Counters, row[1], row[2], row[3], row[4], row[5]), strict=True))
+    async def load_board(
+        self, conn: asyncpg.Connection, board: StoredBoard, days: tuple[int, int]
+    ) -> BoardRead:
+        """Everyone's counters on one stored board-period (`days`: its first and last)."""
+        window = board.window.value
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            snapshot = Snapshot.parse(await conn.fetchval(self.SNAPSHOT))
+            row = await conn.fetchrow(self.LOAD_BOARD, board.scope, window, board.period)
+            recent = await conn.fetchrow(
+                self.LOAD_BOARD_DAYS, board.scope, days[0], days[1], window
+            )
+        counters: dict[str, Counters] = {}
+        if row is not None and row[0] is not None:
+            counters = dict(
+                zip(row[0], map(Counters, row[1], row[2], row[3], row[4], row[5]), strict=True)
+            )
+        if recent is not None and recent[0] is not None:
+            zero = Counters()
+            for person, n, nd, d, x, m in zip(*recent, strict=True):
+                c = counters.get(person, zero)
+                counters[person] = Counters(c.n + n, c.nd + nd, c.d + d, c.x + x, c.m + m)
+        return BoardRead(counters, snapshot)
 
-    async def board_counters(
-        self, conn: asyncpg.Connection, board: StoredBoard, people: Sequence[str]
-    ) -> dict[str, Counters]:
-        """Counters of some people on one stored board-period."""
-        rows = await conn.fetch(
-            self.BOARD_COUNTERS, board.scope, board.window.value, board.period, list(people)
-        )
-        return {r[0]: Counters(r[1], r[2], r[3], r[4], r[5]) for r in rows}
+    async def old_days(self, conn: asyncpg.Connection, before: int) -> list[int]:
+        """Days before `before` (a date ordinal) still held as day rows, oldest first."""
+        return [r[0] for r in await conn.fetch(self.OLD_DAYS, before)]
+
+    async def roll_up_day(self, conn: asyncpg.Connection, day: int) -> None:
+        """Move one day's rows into the rolled-up rows of its periods (same totals)."""
+        await conn.execute(self.ROLL_UP_DAY, day)
 
     async def all_standings(self, conn: asyncpg.Connection) -> AsyncIterator[asyncpg.Record]:
         """Every standings row in key order (to compare two schemas)."""
@@ -338,6 +364,7 @@ class Repository:
     async def erase(self, conn: asyncpg.Connection, person: str, person_key: bytes) -> None:
         """Forget a person: their standings and mirror row go, a keyed tombstone stays."""
         await conn.execute(self.ERASE_STANDINGS, person)
+        await conn.execute(self.ERASE_DAYS, person)
         await conn.execute(self.ERASE_HELPED, person)
         await conn.execute(self.ERASE_PERSON, person)
         await conn.execute(self.TOMBSTONE, person_key)
@@ -363,7 +390,7 @@ def _texts(values: Iterable[str]) -> str:
     return "{" + ",".join(map(_text, values)) + "}"
 
 
-# Scopes, windows and periods: a handful of values repeated on every row of a batch.
+# Scopes: a handful of values repeated on every row of a batch.
 _quoted_key = lru_cache(maxsize=4096)(_text)
 
 
@@ -373,16 +400,10 @@ def _keys_text(values: Iterable[str]) -> str:
 
 
 # Column getters for the literals (a C call per element instead of a generator step).
-_K0, _K1, _K2, _K3 = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(3)
-_N, _ND, _D, _X, _M = (attrgetter(c) for c in ("n", "nd", "d", "x", "m"))
+_K0, _K1, _K2, _K3, _K4 = (itemgetter(i) for i in range(5))
+_N, _ND, _X, _M = (attrgetter(c) for c in ("n", "nd", "x", "m"))
 
 
 def _ints(values: Iterable[int]) -> str:
     """A Postgres integer array literal."""
     return "{" + ",".join(map(str, values)) + "}"
-
-
-@lru_cache(maxsize=65_536)
-def _board(scope: str, window: str, period: str) -> StoredBoard:
-    # Boards repeat in every batch: build each key object once.
-    return StoredBoard(scope, Window(window), period)

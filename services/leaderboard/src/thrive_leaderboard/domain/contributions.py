@@ -1,4 +1,4 @@
-"""What an event adds to standings: one Delta per (scope, window, period, person).
+"""What an event adds to standings: one day row per scope, counting towards every window.
 
 Scopes stored per person are `company` and `theme:<theme>`. Team boards are not stored:
 they are the company standings of the team's current members (see README).
@@ -225,38 +225,76 @@ def aggregate(deltas: Iterable[Delta]) -> dict[RowKey, Aggregate]:
     return out
 
 
-def accumulate(rows: dict[RowKey, Aggregate], f: Fact) -> None:
-    """Add a fact's increments to per-row sums in place (what `aggregate(spread(f))` adds).
+# scope, company-local day (a date ordinal), person: one `standing_day` row.
+DayKey = tuple[str, int, str]
 
-    The hot path: no Delta per row.
+
+class DayAgg:
+    """A batch's increments for one day row: counters, and `d` per window (WINDOWS order).
+
+    `d[i]` is the distinct-people-helped increment of the i-th window's period holding the
+    day (a thanks that was its pair's first in that week, month, ...). A plain slotted
+    class, not a dataclass: every applied row makes one, on the hot path.
     """
-    periods = periods_of_day(f.day)
-    person = f.person
-    n, nd, x, m = f.n, f.nd, f.x, f.m
+
+    __slots__ = ("d", "m", "n", "nd", "x")
+
+    def __init__(self, n: int = 0, nd: int = 0, x: int = 0, m: int = 0) -> None:
+        self.n = n
+        self.nd = nd
+        self.x = x
+        self.m = m
+        self.d = [0, 0, 0, 0, 0]
+
+    def __repr__(self) -> str:
+        return f"DayAgg(n={self.n}, nd={self.nd}, x={self.x}, m={self.m}, d={self.d})"
+
+
+def accumulate(rows: dict[DayKey, DayAgg], f: Fact) -> None:
+    """Add a fact's increments to its day row per scope, in place (the hot path)."""
+    person, day = f.person, f.day
     for scope in f.scopes:
-        for window, period in periods:
+        key = (scope, day, person)
+        agg = rows.get(key)
+        if agg is None:
+            rows[key] = DayAgg(f.n, f.nd, f.x, f.m)
+        else:
+            agg.n += f.n
+            agg.nd += f.nd
+            agg.x += f.x
+            agg.m += f.m
+
+
+def unfold(rows: Mapping[DayKey, DayAgg]) -> dict[RowKey, Aggregate]:
+    """Day rows as the board-period rows they count towards (summed, zeros left out)."""
+    out: dict[RowKey, Aggregate] = {}
+    for (scope, day, person), a in rows.items():
+        for i, (window, period) in enumerate(periods_of_day(day)):
             key = (scope, window, period, person)
-            agg = rows.get(key)
+            agg = out.get(key)
             if agg is None:
-                rows[key] = Aggregate(n, nd, 0, x, m)
-            else:
-                agg.n += n
-                agg.nd += nd
-                agg.x += x
-                agg.m += m
+                agg = out[key] = Aggregate()
+            agg.n += a.n
+            agg.nd += a.nd
+            agg.d += a.d[i]
+            agg.x += a.x
+            agg.m += a.m
+    return {k: v for k, v in out.items() if v != Aggregate()}
 
 
 def distinct_increments(
-    batch: Mapping[PairKey, Iterable[int]], known: Mapping[PairKey, Sequence[int]]
-) -> tuple[dict[RowKey, int], dict[PairKey, list[int]]]:
-    """New distinct-people-helped per row, and each changed pair's full sorted day list.
+    batch: Mapping[PairKey, Iterable[int]],
+    known: Mapping[PairKey, Sequence[int]],
+    rows: Mapping[DayKey, DayAgg],
+) -> dict[PairKey, list[int]]:
+    """Add new distinct-people-helped to `rows`; return each changed pair's sorted days.
 
     `batch` holds the days each pair was thanked on in this batch, `known` the days already
-    stored. A pair adds 1 to a (scope, window, period) row the first time one of its days
-    falls in that period; a day seen before (a replay, a second thanks the same day) adds
-    nothing, whatever the order the events arrive in.
+    stored, `rows` the batch's day rows (one exists for every day of `batch`). A pair adds
+    1 to a window the first time one of its days falls in that window's period; the +1
+    goes on that day's row (a day inside the period). A day seen before (a replay, a
+    second thanks the same day) adds nothing, whatever the order the events arrive in.
     """
-    incs: dict[RowKey, int] = {}
     merged: dict[PairKey, list[int]] = {}
     for pair, days in batch.items():
         old = known.get(pair)
@@ -265,9 +303,12 @@ def distinct_increments(
             new_days = sorted(set(days))
             merged[pair] = new_days
             if len(new_days) == 1:  # the common case: one day, each of its periods once
-                for window, period in periods_of_day(new_days[0]):
-                    row = (scope, window, period, helper)
-                    incs[row] = incs.get(row, 0) + 1
+                d = rows[(scope, new_days[0], helper)].d
+                d[0] += 1
+                d[1] += 1
+                d[2] += 1
+                d[3] += 1
+                d[4] += 1
                 continue
             seen: set[tuple[Window, str]] = set()
         else:
@@ -277,11 +318,9 @@ def distinct_increments(
             seen = {wp for day in old for wp in periods_of_day(day)}
             merged[pair] = sorted({*old, *new_days})
         for day in new_days:
-            for wp in periods_of_day(day):
+            d = rows[(scope, day, helper)].d
+            for i, wp in enumerate(periods_of_day(day)):
                 if wp not in seen:
                     seen.add(wp)
-                    # The window stays the str enum member: equal to (and hashed like)
-                    # its value, so this is the key `accumulate` made for the row.
-                    row = (scope, wp[0], wp[1], helper)
-                    incs[row] = incs.get(row, 0) + 1
-    return incs, merged
+                    d[i] += 1
+    return merged

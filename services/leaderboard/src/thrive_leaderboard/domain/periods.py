@@ -97,6 +97,31 @@ def parse_period(window: Window, text: str) -> str:
     return text
 
 
+# The last day a date ordinal can name (9999-12-31): all time ends there.
+LAST_DAY = date.max.toordinal()
+
+
+def period_days(window: Window, period: str) -> tuple[int, int]:
+    """The first and last local day (date ordinals) of a period, both included."""
+    parse_period(window, period)
+    if window is Window.ALL_TIME:
+        return 1, LAST_DAY
+    if window is Window.WEEK:
+        monday = date.fromisocalendar(int(period[:4]), int(period[6:]), 1)
+        return monday.toordinal(), monday.toordinal() + 6
+    year = int(period[:4])
+    if window is Window.YEAR:
+        first, months = 1, 12
+    elif window is Window.QUARTER:
+        first, months = (int(period[6:]) - 1) * 3 + 1, 3
+    else:
+        first, months = int(period[5:]), 1
+    start = date(year, first, 1)
+    end_month = first + months
+    end = date(year + 1, 1, 1) if end_month > 12 else date(year, end_month, 1)
+    return start.toordinal(), end.toordinal() - 1
+
+
 def previous_period(window: Window, period: str) -> str | None:
     """The period just before `period` (None for all time, which has no predecessor)."""
     parse_period(window, period)

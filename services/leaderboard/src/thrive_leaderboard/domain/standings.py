@@ -8,11 +8,13 @@ their counters (their help still counts for team totals) but are left out of eve
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from functools import lru_cache
 from typing import NamedTuple
 
 from thrive_leaderboard.domain.periods import Window
 from thrive_leaderboard.domain.ranking import RankIndex
 from thrive_leaderboard.domain.scoring import ZERO, Counters, Metric, Scorer
+from thrive_leaderboard.domain.visibility import Snapshot
 
 
 class StoredBoard(NamedTuple):
@@ -24,6 +26,12 @@ class StoredBoard(NamedTuple):
     scope: str
     window: Window
     period: str
+
+
+@lru_cache(maxsize=65_536)
+def board_key(scope: str, window: Window, period: str) -> StoredBoard:
+    """The key object of a stored board (made once: boards repeat in every batch)."""
+    return StoredBoard(scope, window, period)
 
 
 def _add_into(totals: dict[str, list[int]], team: str | None, new: Counters, old: Counters) -> None:
@@ -53,8 +61,12 @@ class PeriodStandings:
         hidden: Callable[[str], bool],
         team_of: Callable[[str], str | None] | None = None,
         counters: dict[str, Counters] | None = None,
+        snapshot: Snapshot | None = None,
     ) -> None:
         self.key = key
+        # The snapshot the board was read in: a committed batch it shows is already in
+        # the counters (None: a board that started empty, shows nothing).
+        self.snapshot = snapshot
         self._scorers = scorers
         self._hidden = hidden
         self._team_of = team_of
@@ -151,11 +163,23 @@ class PeriodStandings:
         """The person's counters (zeros if absent)."""
         return self.counters.get(person, ZERO)
 
-    def put(self, person: str, counters: Counters) -> None:
-        """Set the person's counters (absolute values, as committed in Postgres)."""
+    def add(self, person: str, n: int, nd: int, d: int, x: int, m: int) -> None:
+        """Add committed increments to the person's counters (the apply hot path)."""
         old = self.counters.get(person)
-        if old == counters:
-            return
+        if old is None:
+            self._set(person, Counters(n, nd, d, x, m), None)
+        else:
+            self._set(
+                person, Counters(old[0] + n, old[1] + nd, old[2] + d, old[3] + x, old[4] + m), old
+            )
+
+    def put(self, person: str, counters: Counters) -> None:
+        """Set the person's counters (absolute values, as read from Postgres)."""
+        old = self.counters.get(person)
+        if old != counters:
+            self._set(person, counters, old)
+
+    def _set(self, person: str, counters: Counters, old: Counters | None) -> None:
         self.counters[person] = counters
         if self._team_of is not None and (self._team_totals is not None or self._to_sum):
             self._add_team(person, self._team_of(person), counters, old or ZERO)

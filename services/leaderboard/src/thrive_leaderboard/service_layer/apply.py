@@ -1,11 +1,12 @@
 """Applying events to standings: Postgres inside the consumer's transaction, memory after commit.
 
-Help and milestone events become counter increments, summed per row over the batch and
-written with one statement. Distinct people helped is decided from the `helped` pairs
-(one read and one write for the whole batch), then added as a plain increment. The rows'
-new absolute values come back and are mirrored into the resident boards once the
-transaction has committed (never before: a rolled back batch must leave no trace in
-memory).
+Help and milestone events become counter increments, summed per day row (scope, local
+day, person) over the batch and written with one statement. Distinct people helped is
+decided from the `helped` pairs (one read and one write for the whole batch), then added
+as a plain increment per window. The same increments are added to the resident boards
+once the transaction has committed (never before: a rolled back batch must leave no
+trace in memory), tagged with the transaction's id so a board read after that commit
+does not count them twice.
 
 Concurrency: the pair read is not locked. Help events are keyed by helper, so one
 helper's pairs are only ever written by the consumer member owning that partition; during
@@ -13,8 +14,8 @@ a rebalance the new owner starts at the last committed offset, which overlaps th
 owner's batch in flight, and its inbox claim waits for that batch to commit before it
 reads any pair. The union in the pair upsert keeps the stored days exact regardless.
 Members of the group apply their batches concurrently (milestones and help for one
-person may then write the same standing rows: row locks order them, and memory ignores
-a value older than the one it holds). A batch holding an erasure takes the apply lock
+person may then write the same day rows: row locks order them, and increments add up in
+any order in memory). A batch holding an erasure takes the apply lock
 exclusively, every other batch shares it, so no apply overlaps an erasure.
 """
 
@@ -36,14 +37,14 @@ from thrive_shared.contracts import (
     PersonUpserted,
 )
 
-from thrive_leaderboard.adapters.repository import CommittedBlock, CommittedRow, Repository
+from thrive_leaderboard.adapters.repository import Repository
 from thrive_leaderboard.domain.contributions import (
-    Aggregate,
+    DayAgg,
+    DayKey,
     Fact,
     Milestone,
     PairKey,
     PersonKeys,
-    RowKey,
     Thanks,
     accumulate,
     distinct_increments,
@@ -53,6 +54,22 @@ from thrive_leaderboard.domain.contributions import (
 from thrive_leaderboard.service_layer.boards import Leaderboards
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DayRows:
+    """A committed run's day-row increments, and the id of the transaction that wrote them."""
+
+    xid: int
+    rows: Sequence[tuple[DayKey, DayAgg]]
+
+    def size(self) -> int:
+        """How many rows."""
+        return len(self.rows)
+
+    def part(self, start: int, stop: int) -> DayRows:
+        """Rows `start`..`stop`."""
+        return DayRows(self.xid, self.rows[start:stop])
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +83,7 @@ class Erasure:
     person: str
 
 
-Effect = CommittedRow | CommittedBlock | TeamChange | Erasure
+Effect = DayRows | TeamChange | Erasure
 EventKey = tuple[str, str]
 
 # Effects of events whose transaction failed and was never retried (dead-lettered) are
@@ -145,24 +162,24 @@ class Applier:
         if not envs:
             return
         erases = exclusive or any(isinstance(env.data, PersonErased) for env in envs)
-        await self.repo.lock_apply(conn, exclusive=erases)
+        xid = await self.repo.lock_apply(conn, exclusive=erases)
         run: list[Envelope[Any]] = []
         for env in envs:
             if isinstance(env.data, PersonUpserted | PersonErased):
-                await self._flush(conn, run)
+                await self._flush(conn, run, xid)
                 run = []
                 await self._directory(conn, env)
             else:
                 run.append(env)
-        await self._flush(conn, run)
+        await self._flush(conn, run, xid)
 
-    async def _flush(self, conn: asyncpg.Connection, envs: list[Envelope[Any]]) -> None:
+    async def _flush(self, conn: asyncpg.Connection, envs: list[Envelope[Any]], xid: int) -> None:
         if not envs:
             return
         # Without resident boards (a rebuild) nothing is kept for memory: a replay of
         # millions of events must not hold their committed rows.
         track = self.boards is not None
-        rows: dict[RowKey, Aggregate] = {}
+        rows: dict[DayKey, DayAgg] = {}
         pairs: dict[PairKey, set[int]] = {}
         pending = self._pending
         for env in envs:
@@ -180,22 +197,24 @@ class Applier:
                         pairs[pair] = {fact.day}
                     else:
                         days.add(fact.day)
-        people = {k[3] for k in rows}
+        people = {k[2] for k in rows}
         person_keys = {p: self.keys.tombstone(p) for p in people}
         if pairs:
             known = await self.repo.helped_days(conn, list(pairs))
-            increments, merged = distinct_increments(pairs, known)
-            for row_key, inc in increments.items():
-                rows[row_key].d += inc  # the thanks itself made this row's delta
+            merged = distinct_increments(pairs, known, rows)
             await self.repo.merge_helped(conn, merged, person_keys)
-        committed = await self.repo.apply(conn, rows, person_keys)
-        if not track:
+        gone = await self.repo.apply(conn, rows, person_keys)
+        if not track or not rows:
             return
-        # The run commits as a whole (or not at all), and memory takes absolute values, so
-        # its rows go to memory with its last event: after every effect before the run,
-        # before every effect after it (runs are cut at directory events).
+        # The run commits as a whole (or not at all), so its rows go to memory with its
+        # last event: after every effect before the run, before every effect after it
+        # (runs are cut at directory events). Rows the store skipped (people erased before
+        # this process started) are skipped in memory too.
+        items = list(rows.items())
+        if gone:
+            items = [(k, a) for k, a in items if k[2] not in gone]
         last = envs[-1]
-        pending[(last.source, last.id)] = list(committed)
+        pending[(last.source, last.id)] = [DayRows(xid, items)]
 
     async def _directory(self, conn: asyncpg.Connection, env: Envelope[Any]) -> None:
         data = env.data
@@ -234,19 +253,10 @@ class Applier:
         if self.boards is None:
             return
         for effects in taken:
-            rows: list[CommittedRow] = []
             for effect in effects:
-                if isinstance(effect, CommittedRow):
-                    rows.append(effect)
-                    continue
-                if rows:
-                    self.boards.apply_committed(rows)
-                    rows = []
-                if isinstance(effect, CommittedBlock):
-                    self.boards.apply_block(effect)
+                if isinstance(effect, DayRows):
+                    self.boards.apply_days(effect.xid, effect.rows)
                 elif isinstance(effect, TeamChange):
                     self.boards.set_team(effect.person, effect.team)
                 else:
                     self.boards.erase(effect.person)
-            if rows:
-                self.boards.apply_committed(rows)

@@ -12,28 +12,31 @@ import gc
 import heapq
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from thrive_leaderboard.adapters.repository import CommittedBlock, CommittedRow
-from thrive_leaderboard.domain.contributions import COMPANY, theme_scope
+from thrive_leaderboard.adapters.repository import BoardRead
+from thrive_leaderboard.domain.contributions import COMPANY, DayAgg, DayKey, theme_scope
 from thrive_leaderboard.domain.periods import (
     WINDOWS,
     Window,
     parse_period,
     period_of,
+    periods_of_day,
     previous_period,
 )
 from thrive_leaderboard.domain.ranking import Ranked, RankIndex
 from thrive_leaderboard.domain.scoring import ZERO, Counters, Metric, Scorer
-from thrive_leaderboard.domain.standings import PeriodStandings, StoredBoard
+from thrive_leaderboard.domain.standings import PeriodStandings, StoredBoard, board_key
 from thrive_leaderboard.service_layer.directory import Directory
 
 log = logging.getLogger(__name__)
 
-Loader = Callable[[StoredBoard], Awaitable[dict[str, Counters]]]
+# Reads a board from Postgres: its counters and the snapshot they were read in.
+Loader = Callable[[StoredBoard], Awaitable[BoardRead]]
 # People summed into team totals between two yields to the event loop: ~11 ms a slice at
 # 1M people on this machine (the first also copies the board's key list: ~46 ms).
 TEAM_SUM_SLICE = 10_000
@@ -128,19 +131,23 @@ class Riser:
     gain: int
 
 
-def _older(new: Counters, held: Counters | None) -> bool:
-    """Whether `new` was committed before `held` (a stale value reaching memory late).
+class BoardDelta(NamedTuple):
+    """Committed increments of one person's counters on one stored board."""
 
-    Every committed increment of a row adds a thanks (`n`) or a milestone (`m`), so a
-    row's `n + m` grows with every commit: a smaller sum is an earlier commit.
-    """
-    return held is not None and new.n + new.m < held.n + held.m
+    board: StoredBoard
+    person: str
+    counters: Counters
+
+
+# What a board being loaded queues meanwhile: (transaction id, person, increments), or
+# (0, person, None) for an erasure.
+_Queued = tuple[int, str, Counters | None]
 
 
 @dataclass
 class _Loading:
     done: asyncio.Future[PeriodStandings]
-    queued: list[tuple[str, Counters | None]] = field(default_factory=list)
+    queued: list[_Queued] = field(default_factory=list)
 
 
 class Leaderboards:
@@ -167,6 +174,9 @@ class Leaderboards:
         self._boards: dict[StoredBoard, PeriodStandings] = {}
         self._used: dict[StoredBoard, float] = {}
         self._loading: dict[StoredBoard, _Loading] = {}
+        # Bumped when memory is dropped (`forget_resident`): a load begun before is used
+        # for its own callers only, never kept.
+        self._generation = 0
         self._rising: dict[tuple[BoardQuery, str, int], tuple[float, list[Riser]]] = {}
         # People erased since start: no committed row may bring them back (see
         # apply_committed). Postgres keeps the durable, keyed tombstones.
@@ -197,13 +207,14 @@ class Leaderboards:
         """People-on-board entries held in memory."""
         return sum(len(b) for b in self._boards.values())
 
-    def _new_board(self, key: StoredBoard, counters: dict[str, Counters]) -> PeriodStandings:
+    def _new_board(self, key: StoredBoard, read: BoardRead) -> PeriodStandings:
         return PeriodStandings(
             key,
             scorers=self.scorers,
             hidden=self.directory.is_opted_out,
             team_of=self.directory.team_of if key.scope == COMPANY else None,
-            counters=counters,
+            counters=read.counters,
+            snapshot=read.snapshot,
         )
 
     async def board(self, key: StoredBoard) -> PeriodStandings:
@@ -217,16 +228,18 @@ class Leaderboards:
             return await asyncio.shield(loading.done)
         loading = _Loading(asyncio.get_running_loop().create_future())
         self._loading[key] = loading
+        generation = self._generation
         try:
             started = time.perf_counter()
-            counters = await self._loader(key)
-            board = self._new_board(key, counters)
-            for person, c in loading.queued:  # committed while the snapshot was read
+            board = self._new_board(key, await self._loader(key))
+            shows = board.snapshot.shows if board.snapshot is not None else None
+            for xid, person, c in loading.queued:  # committed while the board was read
                 if c is None:
                     board.remove(person)
-                elif not _older(c, board.counters.get(person)):
-                    board.put(person, c)
-            self._boards[key] = board
+                elif shows is None or not shows(xid):  # not already in what was read
+                    board.add(person, *c)
+            if generation == self._generation:
+                self._boards[key] = board
             # A board is millions of long-lived, acyclic objects: take them out of the cycle
             # collector's sight, or every full collection walks them all (a pause of a
             # second at 1M people, which is the query p99). Refcounting still frees them.
@@ -248,6 +261,18 @@ class Leaderboards:
             del self._loading[key]
         self._evict()
         return board
+
+    def forget_resident(self) -> None:
+        """Drop every board from memory: the next query of each reads it from Postgres.
+
+        For when memory may have missed a committed batch (a mirror that failed half way):
+        boards take increments, so only a fresh read makes them exact again. Boards being
+        loaded now serve their waiting callers but are not kept either.
+        """
+        self._generation += 1
+        self._boards.clear()
+        self._used.clear()
+        self._rising.clear()
 
     def _pinned(self) -> set[StoredBoard]:
         return {StoredBoard(COMPANY, w, self.current_period(w)) for w in WINDOWS}
@@ -275,64 +300,64 @@ class Leaderboards:
 
     # ---- keeping in step with commits --------------------------------------------------
 
-    def apply_committed(self, rows: Iterable[CommittedRow]) -> None:
-        """Mirror rows just committed to Postgres (absolute values, so replays are harmless).
+    def apply_days(self, xid: int, rows: Sequence[tuple[DayKey, DayAgg]]) -> None:
+        """Add one committed transaction's day-row increments to the boards they count on.
 
-        Consumer members commit concurrently, so two commits of one row (a milestone and a
-        thanks for the same person) may reach memory in either order: a value older than
-        the one held is ignored, as is any row of a person erased since start (a commit
-        that landed just before the erasure but reached memory after it).
+        The apply hot path. A day row counts towards one board per window (the periods
+        holding its day); each resident board takes it unless its read already showed the
+        transaction (a board loaded while the batch waited to be mirrored), a board being
+        loaded queues it, and rows of people erased since start are ignored (a commit that
+        landed just before the erasure but reached memory after it). Listeners hear of
+        every (board, person) taken. Increments add up in any order, so batches of
+        concurrent consumer members may reach memory in either order.
         """
-        key: StoredBoard | None = None
-        board: PeriodStandings | None = None
-        loading: _Loading | None = None
+        erased = self._erased
         listeners = self.listeners
-        erased = self._erased
-        for row in rows:
-            if row.board is not key:  # rows come grouped by board: look it up once per run
-                key = row.board
-                board = self._boards.get(key)
-                loading = self._loading.get(key) if board is None else None
-            if erased and row.person in erased:
-                continue
-            if board is not None:
-                if _older(row.counters, board.counters.get(row.person)):
-                    continue
-                board.put(row.person, row.counters)
-            elif loading is not None:
-                loading.queued.append((row.person, row.counters))
-            for listener in listeners:
-                listener(key, row.person)
-
-    def apply_block(self, block: CommittedBlock) -> None:
-        """`apply_committed` for one board's committed rows as columns (the apply hot path).
-
-        The same rules, walked along the block's columns without a `CommittedRow` and a
-        generator step per row: a resident board takes every row that is neither older
-        than the one held nor of a person erased since start, and listeners hear of each
-        row taken.
-        """
-        key = block.board
-        board = self._boards.get(key)
-        if board is None:  # queued while loading, or only heard of: the general path
-            self.apply_committed(block.rows())
-            return
-        erased = self._erased
-        held = board.counters
-        put = board.put
-        taken: list[str] = []
-        for person, n, nd, d, x, m in zip(
-            block.people, block.n, block.nd, block.d, block.x, block.m, strict=True
-        ):
+        targets_of: dict[tuple[str, int], list[tuple[StoredBoard, PeriodStandings | None, int]]]
+        targets_of = {}
+        for (scope, day, person), a in rows:
             if erased and person in erased:
                 continue
-            old = held.get(person)
-            if old is not None and n + m < old.n + old.m:  # `_older`: a stale commit
+            targets = targets_of.get((scope, day))
+            if targets is None:
+                targets = targets_of[(scope, day)] = self._targets(xid, scope, day)
+            n, nd, d, x, m = a.n, a.nd, a.d, a.x, a.m
+            for key, board, i in targets:
+                if board is not None:
+                    board.add(person, n, nd, d[i], x, m)
+                else:
+                    loading = self._loading.get(key)
+                    if loading is not None:
+                        loading.queued.append((xid, person, Counters(n, nd, d[i], x, m)))
+                for listener in listeners:
+                    listener(key, person)
+
+    def _targets(
+        self, xid: int, scope: str, day: int
+    ) -> list[tuple[StoredBoard, PeriodStandings | None, int]]:
+        """(board key, resident board or None, window index) for a day's boards."""
+        out = []
+        for i, (window, period) in enumerate(periods_of_day(day)):
+            key = board_key(scope, window, period)
+            board = self._boards.get(key)
+            if board is not None and board.snapshot is not None and board.snapshot.shows(xid):
+                continue  # the board was read after this transaction committed
+            out.append((key, board, i))
+        return out
+
+    def apply_deltas(self, xid: int, deltas: Iterable[BoardDelta]) -> None:
+        """Add committed increments given per board (as `apply_days` does for day rows)."""
+        for key, person, c in deltas:
+            if person in self._erased:
                 continue
-            put(person, Counters(n, nd, d, x, m))
-            taken.append(person)
-        for listener in self.listeners:
-            for person in taken:
+            board = self._boards.get(key)
+            if board is not None:
+                if board.snapshot is not None and board.snapshot.shows(xid):
+                    continue
+                board.add(person, *c)
+            elif (loading := self._loading.get(key)) is not None:
+                loading.queued.append((xid, person, c))
+            for listener in self.listeners:
                 listener(key, person)
 
     def erase(self, person: str) -> None:
@@ -344,7 +369,7 @@ class Leaderboards:
                 departed.append(key)
             board.remove(person)
         for key, loading in self._loading.items():
-            loading.queued.append((person, None))
+            loading.queued.append((0, person, None))
             departed.append(key)
         self.directory.remove(person)
         self._rising.clear()

@@ -4,7 +4,8 @@ The consumer hands each committed batch over and goes on with the next one; a wo
 mirrors batches in commit order, yielding to the event loop every few hundred rows.
 While the next batch waits on Postgres, this process mirrors the previous one: the
 Python work of one batch overlaps the database work of the next instead of adding to it.
-Memory takes absolute counters, so a board loaded meanwhile stays exact (see Leaderboards).
+Each batch carries its transaction's id, so a board loaded meanwhile stays exact (see
+Leaderboards.apply_days).
 Small slices (300 rows, a few milliseconds) keep both the consumer's next statement and
 HTTP queries from waiting long behind a mirror in progress.
 """
@@ -18,8 +19,7 @@ from typing import Any
 
 from thrive_shared.contracts import Envelope
 
-from thrive_leaderboard.adapters.repository import CommittedBlock
-from thrive_leaderboard.service_layer.apply import Applier, Effect
+from thrive_leaderboard.service_layer.apply import Applier, DayRows, Effect
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,11 @@ class Mirror:
             try:
                 await self.mirror(applied)
             except Exception:  # memory refresh must never stop the service
-                log.exception("mirroring a committed batch failed")
+                # Memory adds increments: a batch lost half way would leave every board it
+                # touched behind Postgres for good. Read the boards again instead.
+                log.exception("mirroring a committed batch failed; boards are read again")
+                if self.applier.boards is not None:
+                    self.applier.boards.forget_resident()
             finally:
                 self._queue.task_done()
 
@@ -65,7 +69,7 @@ class Mirror:
         """Apply one committed batch's effects to memory, yielding between slices.
 
         Slices are cut by rows, not events: a run of events hands all its rows over with
-        its last event, as a block per board (split here where a slice ends). An event
+        its last event, as one block of day rows (split here where a slice ends). An event
         counts as mirrored once all its effects are.
         """
         step = self.slice_rows
@@ -74,7 +78,7 @@ class Mirror:
         events = 0
         for effects in taken:
             for effect in effects:
-                if not isinstance(effect, CommittedBlock):
+                if not isinstance(effect, DayRows):
                     chunk.append(effect)
                     size += 1
                 else:
