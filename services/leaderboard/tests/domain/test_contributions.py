@@ -5,10 +5,10 @@ from thrive_leaderboard.domain.contributions import (
     PersonKeys,
     Thanks,
     aggregate,
-    unfold,
     local_day,
     thanks_deltas,
     thanks_pairs,
+    unfold,
 )
 
 KEYS = PersonKeys(b"test-key")
