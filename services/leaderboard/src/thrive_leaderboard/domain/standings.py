@@ -28,6 +28,9 @@ class StoredBoard(NamedTuple):
     period: str
 
 
+_tuple_new = tuple.__new__
+
+
 @lru_cache(maxsize=65_536)
 def board_key(scope: str, window: Window, period: str) -> StoredBoard:
     """The key object of a stored board (made once: boards repeat in every batch)."""
@@ -72,6 +75,8 @@ class PeriodStandings:
         self._team_of = team_of
         self.counters: dict[str, Counters] = counters or {}
         self._indexes: dict[Metric, RankIndex] = {}
+        # (score function, index) per built index: what every committed row walks.
+        self._scored: list[tuple[Scorer, RankIndex]] = []
         # Team totals include hidden (opted-out) people: their help counts in aggregate.
         # Mutable [n, nd, d, x, m] lists: every committed row adds its change in place.
         # Summed on first use (the `teams` board), like an index: until then no committed
@@ -153,6 +158,7 @@ class PeriodStandings:
                 {p: score(c) for p, c in self.counters.items() if not hidden(p) and score(c) > 0}
             )
             self._indexes[metric] = idx
+            self._scored.append((score, idx))
         return idx
 
     def built(self) -> Iterable[Metric]:
@@ -163,15 +169,34 @@ class PeriodStandings:
         """The person's counters (zeros if absent)."""
         return self.counters.get(person, ZERO)
 
-    def add(self, person: str, n: int, nd: int, d: int, x: int, m: int) -> None:
-        """Add committed increments to the person's counters (the apply hot path)."""
-        old = self.counters.get(person)
+    def add(
+        self, person: str, n: int, nd: int, d: int, x: int, m: int, hidden: bool | None = None
+    ) -> None:
+        """Add committed increments to the person's counters (the apply hot path).
+
+        `hidden`: whether the person opted out, if the caller knows (asked once per row,
+        not once per board).
+        """
+        counters = self.counters
+        old = counters.get(person)
+        # tuple.__new__ directly: a named tuple's own __new__ is a Python call (~0.3 µs).
         if old is None:
-            self._set(person, Counters(n, nd, d, x, m), None)
+            new = _tuple_new(Counters, (n, nd, d, x, m))
         else:
-            self._set(
-                person, Counters(old[0] + n, old[1] + nd, old[2] + d, old[3] + x, old[4] + m), old
+            new = _tuple_new(
+                Counters, (old[0] + n, old[1] + nd, old[2] + d, old[3] + x, old[4] + m)
             )
+        counters[person] = new
+        if self._team_of is not None and (self._team_totals is not None or self._to_sum):
+            self._add_team(person, self._team_of(person), new, old or ZERO)
+        if self._hidden(person) if hidden is None else hidden:
+            return
+        for score, idx in self._scored:
+            s = score(new)
+            if s > 0:
+                idx.set(person, s)
+            else:
+                idx.discard(person)
 
     def put(self, person: str, counters: Counters) -> None:
         """Set the person's counters (absolute values, as read from Postgres)."""

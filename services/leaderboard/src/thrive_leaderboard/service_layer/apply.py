@@ -45,11 +45,10 @@ from thrive_leaderboard.domain.contributions import (
     Milestone,
     PairKey,
     PersonKeys,
-    Thanks,
     accumulate,
     distinct_increments,
+    help_fact,
     milestone_fact,
-    thanks_fact,
 )
 from thrive_leaderboard.service_layer.boards import Leaderboards
 
@@ -122,16 +121,17 @@ class Applier:
                 return None
             if data.giver is not None and data.giver == data.helper:
                 return None  # recognition refuses self-thanks; never let one score here
-            thanks = Thanks(
-                helper=data.helper,
-                giver=data.giver,
-                helper_team=self._team(data.helper, data.helper_team),
-                giver_team=self._team(data.giver, data.giver_team),
-                themes=tuple(data.themes),
-                discounted=data.discounted,
-                at=data.given_at,
+            return help_fact(
+                data.helper,
+                data.giver,
+                self._team(data.helper, data.helper_team),
+                self._team(data.giver, data.giver_team),
+                tuple(data.themes),
+                data.discounted,
+                data.given_at,
+                self.tz,
+                self.keys,
             )
-            return thanks_fact(thanks, tz=self.tz, keys=self.keys)
         if isinstance(data, MilestoneReached):
             ms = Milestone(person=data.person, themes=tuple(data.themes), at=data.reached_at)
             return milestone_fact(ms, tz=self.tz)

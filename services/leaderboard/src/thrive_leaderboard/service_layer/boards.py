@@ -313,6 +313,7 @@ class Leaderboards:
         """
         erased = self._erased
         listeners = self.listeners
+        hidden = self.directory.is_opted_out
         targets_of: dict[tuple[str, int], list[tuple[StoredBoard, PeriodStandings | None, int]]]
         targets_of = {}
         for (scope, day, person), a in rows:
@@ -322,9 +323,10 @@ class Leaderboards:
             if targets is None:
                 targets = targets_of[(scope, day)] = self._targets(xid, scope, day)
             n, nd, d, x, m = a.n, a.nd, a.d, a.x, a.m
+            out = hidden(person)
             for key, board, i in targets:
                 if board is not None:
-                    board.add(person, n, nd, d[i], x, m)
+                    board.add(person, n, nd, d[i], x, m, out)
                 else:
                     loading = self._loading.get(key)
                     if loading is not None:
