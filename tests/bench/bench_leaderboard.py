@@ -2,8 +2,9 @@
 
 1. Postgres generates 1,000,000 people and 10,000,000 thanks spread over the last year
    (`generate_series`, seeded: far faster than producing them through Kafka) and aggregates
-   them into the leaderboard's `standing` rows for every window and its `helped` pairs, as
-   the service would have.
+   them into the leaderboard's rolled-up `standing` rows for every window and its `helped`
+   pairs, as the service would have; then three days of day rows at the same daily rate
+   (today and the two days the roll-up keeps), as a running service holds them.
 2. The service starts as its own process (`thrive-leaderboard serve`: uvicorn, as deployed)
    on that database; start-up is timed from spawn until /ready answers 200 (imports,
    directory, current company boards, default metric index, consumer assigned), and its
@@ -121,6 +122,24 @@ SELECT helper, 'company', hashtextextended(giver, 42),
        array_agg(DISTINCT (at AT TIME ZONE 'UTC')::date - date '0001-01-01' + 1)
 FROM bench_thanks GROUP BY 1, 2, 3
 """
+# The day rows a running service holds: applies write one row per (scope, day, person)
+# and days older than the roll-up horizon (2 days) move into `standing`. The history above
+# is stored rolled up; these are today's and the two previous days' rows, at the history's
+# daily rate, so the apply phase writes into a day table of production size (its d columns
+# count every thanks as a new person helped: synthetic, and the boards read them as they
+# are, so memory still equals Postgres).
+RECENT_DAYS_SQL = """
+INSERT INTO standing_day (scope, day, person, n, nd, x, m, dw, dm, dq, dy, da)
+SELECT 'company', $1::int - back, 'p' || lpad(h::text, 7, '0'), count(*),
+       count(*) FILTER (WHERE disc), count(*) FILTER (WHERE cross_team), 0,
+       count(*), count(*), count(*), count(*), count(*)
+FROM (
+    SELECT floor(power(random(), 2) * $2)::int AS h, floor(random() * 3)::int AS back,
+           random() < 0.1 AS disc, random() < 0.7 AS cross_team
+    FROM generate_series(1, $3)
+) s
+GROUP BY 1, 2, 3
+"""
 PEOPLE_SQL = """
 INSERT INTO person (person, team)
 SELECT 'p' || lpad(i::text, 7, '0'), 'team-' || (i % $2) FROM generate_series(0, $1 - 1) i
@@ -148,6 +167,20 @@ async def load_history(url: str, result: Result) -> None:
         result.add("standing_rows", rows, "rows")
         result.add("helped_pairs", pairs, "rows")
         result.add("aggregate_s", sw.seconds, "s", "bulk load of standings + helped pairs")
+    finally:
+        await conn.close()
+
+
+async def recent_day_rows(url: str, result: Result) -> None:
+    """Today's and the two previous days' day rows (see RECENT_DAYS_SQL)."""
+    conn = await asyncpg.connect(url, server_settings={"search_path": "leaderboard"})
+    try:
+        await conn.execute("SELECT setseed(0.24)")
+        today = datetime.now(UTC).date().toordinal()
+        await conn.execute(RECENT_DAYS_SQL, today, PEOPLE, THANKS * 3 // 365)
+        rows = await conn.fetchval("SELECT count(*) FROM standing_day")
+        await conn.execute("ANALYZE standing_day")
+        result.add("day_rows", rows, "rows", "today's and 2 previous days' rows before apply")
     finally:
         await conn.close()
 
@@ -468,6 +501,7 @@ async def main(ctx: BenchContext) -> Result:
         ctx.fresh_topic(t.DIRECTORY_PERSON, partitions=1) as dir_topic,
         ctx.fresh_topic(t.LEADERBOARD_CHANGED, partitions=1) as changed_topic,
     ):
+        await recent_day_rows(url, result)
         port = free_port()
         group = ctx.unique("lb-bench")
         env = {
