@@ -1,8 +1,10 @@
 """Resident boards and the queries on them: top N, rank, neighbourhood, rising.
 
 Stored board-periods are loaded from Postgres on first use (current company periods at
-start) and kept in step with every committed batch. A board being loaded queues the
-updates committed meanwhile and replays them once the snapshot is in, so nothing is lost.
+start) and kept in step by adding every committed batch's increments. Each board keeps
+the snapshot it was read in, so a batch it already holds is never added twice; a board
+being loaded queues the batches committed meanwhile and replays the ones its snapshot
+does not show, so nothing is lost or counted twice.
 """
 
 from __future__ import annotations
