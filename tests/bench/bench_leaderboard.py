@@ -15,7 +15,9 @@
    this process (8 concurrent clients, one connection each, as a gateway pool would), with a
    minimal client so the figures are the service's, not a heavy client's.
 5. Freshness: one event at a time, from produce to visible in a rank query over HTTP.
-6. The same events replayed in batches (the rebuild path) into a fresh schema, in-process.
+6. Roll-up: the oldest kept day's rows (two days ago) moved into the rolled-up rows of their
+   five periods while the service runs, as its hourly task does (applies wait meanwhile).
+7. The same events replayed in batches (the rebuild path) into a fresh schema, in-process.
 
 Sizes: BENCH_LB_PEOPLE (default 1,000,000), BENCH_LB_THANKS (10,000,000),
 BENCH_LB_EVENTS (50,000), BENCH_LB_FRESHNESS (200). Lower them for a quick try only.
@@ -23,7 +25,7 @@ BENCH_LB_KEEP_HISTORY=1 keeps the loaded history (1.) as a template database nam
 its sizes and the loading SQL, and later runs clone it (`CREATE DATABASE … TEMPLATE`,
 about a minute instead of 10–20) before migrating the clone to the current migrations:
 the same seeded data, for iterating. Drop `lbhist_*` databases when done.
-BENCH_LB_PHASES (default `apply,queries,freshness,rebuild`) picks phases, e.g.
+BENCH_LB_PHASES (default `apply,queries,freshness,rollup,rebuild`) picks phases, e.g.
 `BENCH_LB_PHASES=queries BENCH_LB_PEOPLE=200000 BENCH_LB_THANKS=2000000` to iterate on
 query latency alone.
 
@@ -56,6 +58,7 @@ from thrive_leaderboard.bootstrap import MIGRATIONS, make_keys
 from thrive_leaderboard.domain.periods import Window
 from thrive_leaderboard.service_layer.apply import Applier
 from thrive_leaderboard.service_layer.rebuild import replay_into
+from thrive_leaderboard.service_layer.rollup import roll_up
 from thrive_leaderboard.settings import LeaderboardSettings
 from thrive_shared.contracts import HelpReceived, make_event
 from thrive_shared.contracts import topics as t
@@ -78,7 +81,7 @@ THANKS = int(os.environ.get("BENCH_LB_THANKS", "10000000"))
 EVENTS = int(os.environ.get("BENCH_LB_EVENTS", "50000"))
 FRESHNESS = int(os.environ.get("BENCH_LB_FRESHNESS", "200"))
 KEEP_HISTORY = os.environ.get("BENCH_LB_KEEP_HISTORY", "") == "1"
-PHASES = set(os.environ.get("BENCH_LB_PHASES", "apply,queries,freshness,rebuild").split(","))
+PHASES = set(os.environ.get("BENCH_LB_PHASES", "apply,queries,freshness,rollup,rebuild").split(","))
 CLIENTS = 8
 QUERY_SECONDS = 8.0
 TEAMS = max(1, PEOPLE // 100)
@@ -169,6 +172,26 @@ async def load_history(url: str, result: Result) -> None:
         result.add("aggregate_s", sw.seconds, "s", "bulk load of standings + helped pairs")
     finally:
         await conn.close()
+
+
+async def rollup_one_day(url: str, result: Result) -> None:
+    """Roll the oldest kept day (two days ago) up, as the service's hourly task would."""
+    pool = await create_pool(url, schema="leaderboard", min_size=1, max_size=2)
+    try:
+        async with pool.acquire() as conn:
+            rows = await conn.fetchval(
+                "SELECT count(*) FROM standing_day WHERE day = $1",
+                datetime.now(UTC).date().toordinal() - 2,
+            )
+        with Stopwatch() as sw:
+            days = await roll_up(
+                pool, Repository(), before=datetime.now(UTC).date().toordinal() - 1
+            )
+        result.add(
+            "rollup_day_s", sw.seconds, "s", f"{days} day, {rows} day rows -> 5 periods each"
+        )
+    finally:
+        await pool.close()
 
 
 async def recent_day_rows(url: str, result: Result) -> None:
@@ -602,6 +625,12 @@ async def main(ctx: BenchContext) -> Result:
                     if samples:
                         for key, value in percentiles(samples).items():
                             result.add(f"freshness_{key}_ms", value, "ms")
+
+                    # The deferred half of the day-row layout: rolling one day's rows up
+                    # into the rolled-up rows of its five periods (the service does it
+                    # hourly, holding applies back meanwhile), timed while it serves.
+                    if "rollup" in PHASES:
+                        await rollup_one_day(url, result)
                 finally:
                     await probe.close()
 
