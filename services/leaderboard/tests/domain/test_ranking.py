@@ -141,3 +141,18 @@ def test_small_steps_like_events_keep_every_read_exact():
     for p, rank, score in want[::97]:
         assert idx.rank(p).rank == rank
         assert idx.rank_of_score(score - 1) == 1 + sum(1 for v in scores.values() if v >= score)
+
+
+@pytest.mark.parametrize("top", [1000, 1 << 27])
+def test_at_least_gives_the_scores_of_the_people_asked_for_at_or_above_a_floor(top):
+    rng = random.Random(3)
+    scores = {f"p{i:04d}": rng.randrange(1, top) for i in range(2000)}
+    idx = RankIndex(scores)
+    asked_few = {f"p{rng.randrange(2500):04d}" for _ in range(40)}
+    asked_many = {f"p{rng.randrange(2500):04d}" for _ in range(1500)}
+    # A high floor (few people that high: the buckets are walked from the top) and low
+    # ones (most people: the people asked for are looked up one by one), and 0.
+    for floor in (sorted(scores.values())[-30], top // 2, 1, 0):
+        for asked in (asked_few, asked_many):
+            want = {p: scores[p] for p in asked if p in scores and scores[p] >= floor}
+            assert idx.at_least(asked, floor) == want

@@ -30,6 +30,7 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import TypeAlias
@@ -241,6 +242,26 @@ class RankIndex:
     def score(self, person: str) -> int | None:
         """The person's score, or None if they are not on this board."""
         return self._scores.get(person)
+
+    def at_least(self, people: AbstractSet[str], floor: int) -> dict[str, int]:
+        """The scores of those of `people` who are on the board with at least `floor`."""
+        floor = max(floor, 0)
+        n = self._above(floor - 1) if floor else len(self._scores)  # people scoring >= floor
+        if n * 8 >= len(people):
+            get = self._scores.get  # -1 marks "not on the board": scores are >= 0
+            return {p: s for p in people if (s := get(p, -1)) >= floor}
+        # Few score that much (a top 100 against thousands of people touched): walk the
+        # score buckets from the top, intersecting each with `people` in C.
+        out: dict[str, int] = {}
+        at = self._at
+        pos = 0
+        while pos < n:
+            score, first = self._bucket_at(pos)
+            bucket = at[score]
+            for person in people & bucket:
+                out[person] = score
+            pos = first + len(bucket)
+        return out
 
     def set(self, person: str, score: int) -> None:
         """Put `person` on the board with `score` (replacing any previous score)."""
