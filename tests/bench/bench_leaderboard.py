@@ -10,7 +10,9 @@
    directory, current company boards, default metric index, consumer assigned), and its
    resident memory is read from /proc.
 3. Apply throughput: N HelpReceived events produced to a fresh topic beforehand, consumed
-   and applied by the service's consumer (progress read from its /metrics).
+   and applied by the service's consumer (progress read from its /metrics: every 0.5 s,
+   then ever more often as the end nears, to time it within ~20 ms without scraping the
+   service 20 times a second throughout, which cost it ~3 µs of CPU per applied event).
 4. top-10, rank-of-person and neighbourhood over real HTTP/1.1 keep-alive connections from
    this process (8 concurrent clients, one connection each, as a gateway pool would), with a
    minimal client so the figures are the service's, not a heavy client's.
@@ -399,6 +401,25 @@ async def wait_ready(conn: HttpConnection, proc: Any, timeout: float = 900) -> N
     raise TimeoutError("the service did not become ready")
 
 
+def apply_poll_pause(
+    first_seen: tuple[float, float] | None, now: float, applied: float, total: int
+) -> float:
+    """Seconds until the next /metrics poll of the apply phase.
+
+    Each scrape costs the service a Starlette request and a `prometheus_client` exposition
+    (py-spy: ~2.6 % of its CPU at 20 scrapes a second, ~3 µs per applied event), which a
+    real Prometheus spends every 15-30 s. So poll every 0.5 s while the end is far, and
+    ever more often as the rate seen so far brings it near (half the time it predicts is
+    left, down to 20 ms): the end is timed to within ~20 ms (50 ms before) with ~50
+    scrapes for 150,000 events instead of ~400. The start needs no precision: the rate
+    counts from the first poll that saw an applied event, with the count it saw.
+    """
+    if first_seen is None or applied <= first_seen[1] or now <= first_seen[0]:
+        return 0.05
+    rate = (applied - first_seen[1]) / (now - first_seen[0])
+    return min(0.5, max(0.02, (total - applied) / rate / 2))
+
+
 async def applied_events(conn: HttpConnection) -> float:
     """thrive_leaderboard_events_applied_total from the service's /metrics."""
     _status, body = await conn.get("/metrics")
@@ -579,9 +600,11 @@ async def main(ctx: BenchContext) -> Result:
                     applied = 0.0
                     while applied < len(envs) and time.monotonic() < deadline:
                         applied = await applied_events(probe)
+                        polled = time.perf_counter()
                         if first_seen is None and applied > 0:
-                            first_seen = (time.perf_counter(), applied)
-                        await asyncio.sleep(0.05)
+                            first_seen = (polled, applied)
+                        pause = apply_poll_pause(first_seen, polled, applied, len(envs))
+                        await asyncio.sleep(pause)
                     done = time.perf_counter()
                     if first_seen is not None:
                         result.add(

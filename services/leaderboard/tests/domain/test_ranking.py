@@ -120,3 +120,39 @@ def test_negative_scores_are_refused():
         RankIndex({"a": -1})
     with pytest.raises(ValueError, match="non-negative"):
         RankIndex().set("a", -5)
+
+
+def test_small_steps_like_events_keep_every_read_exact():
+    # The apply hot path: people gain one event's worth (300-400) at a time, so most moves
+    # stay inside a block of slots or cross into the next one; ranks, listing and the
+    # rank a score would have stay those of sorting the board.
+    rng = random.Random(5)
+    scores = {f"p{i:04d}": rng.choice((300, 400, 600, 700, 1000)) for i in range(3000)}
+    idx = RankIndex(scores)
+    idx.top(20)  # the top buckets are listed, as on a live board
+    for step in range(6000):
+        p = f"p{rng.randrange(3200):04d}"
+        scores[p] = scores.get(p, 0) + rng.choice((300, 400))
+        idx.set(p, scores[p])
+        if step % 1500 == 0:
+            assert lines(idx, 50) == _naive(scores)[:50]
+    want = _naive(scores)
+    assert lines(idx, 5000) == want
+    for p, rank, score in want[::97]:
+        assert idx.rank(p).rank == rank
+        assert idx.rank_of_score(score - 1) == 1 + sum(1 for v in scores.values() if v >= score)
+
+
+@pytest.mark.parametrize("top", [1000, 1 << 27])
+def test_at_least_gives_the_scores_of_the_people_asked_for_at_or_above_a_floor(top):
+    rng = random.Random(3)
+    scores = {f"p{i:04d}": rng.randrange(1, top) for i in range(2000)}
+    idx = RankIndex(scores)
+    asked_few = {f"p{rng.randrange(2500):04d}" for _ in range(40)}
+    asked_many = {f"p{rng.randrange(2500):04d}" for _ in range(1500)}
+    # A high floor (few people that high: the buckets are walked from the top) and low
+    # ones (most people: the people asked for are looked up one by one), and 0.
+    for floor in (sorted(scores.values())[-30], top // 2, 1, 0):
+        for asked in (asked_few, asked_many):
+            want = {p: scores[p] for p in asked if p in scores and scores[p] >= floor}
+            assert idx.at_least(asked, floor) == want

@@ -74,6 +74,36 @@ async def test_only_real_moves_are_published():
     assert ("b", 2, 1) in moves
 
 
+async def test_on_a_large_board_only_touched_people_moving_within_the_watched_ranks_are_named():
+    # Far more people touched than watched ranks (as on a live million-person board): the
+    # ones who entered or left the watched ranks are named; untouched people pushed down
+    # a rank, and touched people far below, are not.
+    start = {f"q{i:03d}": Counters(n=1000 - i) for i in range(200)}
+    lb, live, published = await setup({WEEK: start})
+    live.watch_ranks = 10
+    lb.apply_committed([CommittedRow(WEEK, p, c) for p, c in start.items()])
+    assert await live.tick() == 1
+    first = published[-1][0]
+    assert [(m.person, m.old_rank, m.new_rank) for m in first.moved] == [
+        (f"q{i:03d}", None, i + 1) for i in range(10)
+    ]
+    rows = [CommittedRow(WEEK, f"q{i:03d}", Counters(n=1001 - i)) for i in range(50, 200)]
+    rows += [
+        CommittedRow(WEEK, "q150", Counters(n=2000)),  # into first place
+        CommittedRow(WEEK, "q005", Counters(n=1000 - 5)),  # touched, but not moved yet
+        CommittedRow(WEEK, "q005", Counters(n=1001 - 5)),  # (a newer commit of the row)
+    ]
+    lb.apply_committed(rows)
+    lb.apply_committed([CommittedRow(WEEK, "q009", Counters(n=2, m=1000))])  # out, by score
+    assert await live.tick() == 1
+    (event,) = published[-1]
+    assert [(m.person, m.old_rank, m.new_rank) for m in event.moved] == [
+        ("q009", 10, None),
+        ("q150", None, 1),
+    ]
+    assert [s.person for s in event.top] == ["q150", "q000", "q001"]
+
+
 async def test_late_events_for_past_periods_publish_nothing():
     lb, live, published = await setup({})
     commit(lb, (OLD_WEEK, "a", Counters(n=5)))

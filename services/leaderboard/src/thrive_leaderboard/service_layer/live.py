@@ -16,14 +16,14 @@ would stay in every live top N).
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from thrive_shared.contracts import Board, LeaderboardChanged, RankMove, Standing
 
 from thrive_leaderboard.domain.contributions import COMPANY, THEME_PREFIX
-from thrive_leaderboard.domain.ranking import Ranked
+from thrive_leaderboard.domain.ranking import Ranked, RankIndex
 from thrive_leaderboard.domain.scoring import Metric, display
 from thrive_leaderboard.domain.standings import StoredBoard
 from thrive_leaderboard.service_layer.boards import Leaderboards
@@ -56,7 +56,8 @@ class LiveUpdates:
         self.top_n = top_n
         self.watch_ranks = watch_ranks
         self.metrics = tuple(metrics)
-        self._touched: dict[StoredBoard, set[str]] = {}
+        # Called per committed row: a defaultdict adds a person without a lookup in Python.
+        self._touched: defaultdict[StoredBoard, set[str]] = defaultdict(set)
         self._seen: dict[tuple[StoredBoard, Metric], _Seen] = {}  # as last published
         # What `_seen` becomes once the events a tick is publishing are out.
         self._in_flight: dict[tuple[StoredBoard, Metric], _Seen] = {}
@@ -65,11 +66,7 @@ class LiveUpdates:
 
     def touch(self, board: StoredBoard, person: str) -> None:
         """Note that a person's standing on a board changed (called after commit)."""
-        people = self._touched.get(board)  # called per committed row: no set made per call
-        if people is None:
-            self._touched[board] = {person}
-        else:
-            people.add(person)
+        self._touched[board].add(person)
 
     def depart(self, board: StoredBoard, person: str) -> None:
         """Note that a person left a board's rankings (opt-out, erasure) without a commit.
@@ -78,7 +75,7 @@ class LiveUpdates:
         the person is forgotten rather than reported as moved off it: no event names them
         unless an opt-in ranks them again.
         """
-        self._touched.setdefault(board, set()).discard(person)
+        self._touched[board].discard(person)
         for metric in self.metrics:
             for seen_of in (self._seen, self._in_flight):
                 seen = seen_of.get((board, metric))
@@ -94,7 +91,7 @@ class LiveUpdates:
     ) -> tuple[list[LeaderboardChanged], dict[tuple[StoredBoard, Metric], _Seen]]:
         """The events the changes since the last call call for (those changes are forgotten),
         and what will have been published once they are out (`_seen` is left as it is)."""
-        touched, self._touched = self._touched, {}
+        touched, self._touched = self._touched, defaultdict(set)
         out: list[LeaderboardChanged] = []
         after: dict[tuple[StoredBoard, Metric], _Seen] = {}
         for key, people in touched.items():
@@ -110,7 +107,7 @@ class LiveUpdates:
         return out, after
 
     def _diff(
-        self, key: StoredBoard, metric: Metric, idx: Any, people: set[str]
+        self, key: StoredBoard, metric: Metric, idx: RankIndex, people: set[str]
     ) -> tuple[LeaderboardChanged | None, _Seen]:
         published = self._seen.get((key, metric))
         # A copy: what was published changes only once these events are out.
@@ -121,10 +118,13 @@ class LiveUpdates:
         floor = watched[0].score if watched else 1  # lowest score still within watched ranks
         moved: list[RankMove] = []
         new_ranks: dict[str, int] = {}
-        for person in sorted(people):
-            score = idx.score(person)
+        # Only people now within the watched scores, or last published there, can make a
+        # move: thousands of people are touched per board and second, almost all far below.
+        within = idx.at_least(people, floor)
+        for person in sorted(within.keys() | people.intersection(seen.ranks)):
+            score = within.get(person)
             old = seen.ranks.get(person)
-            if score is not None and score >= floor:  # cheap test first: most are far below
+            if score is not None:
                 rank = idx.rank_of_score(score)
                 new_ranks[person] = rank
                 if old != rank:
@@ -171,7 +171,7 @@ class LiveUpdates:
                 await self.publish(events)
         except BaseException:
             for board, people in touched.items():
-                self._touched.setdefault(board, set()).update(people)
+                self._touched[board].update(people)
             raise
         else:
             self._seen.update(self._in_flight)
