@@ -81,20 +81,21 @@ async def test_on_a_large_board_only_touched_people_moving_within_the_watched_ra
     start = {f"q{i:03d}": Counters(n=1000 - i) for i in range(200)}
     lb, live, published = await setup({WEEK: start})
     live.watch_ranks = 10
-    lb.apply_committed([CommittedRow(WEEK, p, c) for p, c in start.items()])
+    commit(lb, *((WEEK, p, c) for p, c in start.items()))
     assert await live.tick() == 1
     first = published[-1][0]
     assert [(m.person, m.old_rank, m.new_rank) for m in first.moved] == [
         (f"q{i:03d}", None, i + 1) for i in range(10)
     ]
-    rows = [CommittedRow(WEEK, f"q{i:03d}", Counters(n=1001 - i)) for i in range(50, 200)]
+    rows = [(WEEK, f"q{i:03d}", Counters(n=1001 - i)) for i in range(50, 200)]
     rows += [
-        CommittedRow(WEEK, "q150", Counters(n=2000)),  # into first place
-        CommittedRow(WEEK, "q005", Counters(n=1000 - 5)),  # touched, but not moved yet
-        CommittedRow(WEEK, "q005", Counters(n=1001 - 5)),  # (a newer commit of the row)
+        (WEEK, "q150", Counters(n=2000)),  # into first place
+        (WEEK, "q005", Counters(n=1000 - 5)),  # touched, but not moved yet
+        (WEEK, "q005", Counters(n=1001 - 5)),  # (a later commit of the row)
     ]
-    lb.apply_committed(rows)
-    lb.apply_committed([CommittedRow(WEEK, "q009", Counters(n=2, m=1000))])  # out, by score
+    for row in rows:
+        commit(lb, row)
+    commit(lb, (WEEK, "q009", Counters(n=2, m=1000)))  # out, by score
     assert await live.tick() == 1
     (event,) = published[-1]
     assert [(m.person, m.old_rank, m.new_rank) for m in event.moved] == [
