@@ -105,9 +105,10 @@ def _has_number(schema: Any) -> bool:
 def _parse_current(raw: bytes | str, cls: type[EventData]) -> Envelope[EventData] | None:
     """The event validated straight from bytes by pydantic's own JSON parser, or None.
 
-    Per event this skips building a dict with orjson and checking it in Python (a third of
-    the decoding cost). It only returns what parse_event_object would return for the same
-    bytes: a valid event of `cls`'s current schema version that names every wire field.
+    Per event this skips building a dict with orjson and checking it in Python (about a
+    quarter of the decoding cost: 7.3 -> 5.3 µs for a HelpReceived). It only returns what
+    parse_event_object would return for the same bytes: a valid event of `cls`'s current
+    schema version that names every wire field.
     Anything else (invalid, older, another type) gets None, and the caller's reference path
     decides, so a rejected event's reason is worded exactly as before.
     """
