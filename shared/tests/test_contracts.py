@@ -247,9 +247,27 @@ INVALID = [
     ),
     pytest.param(
         topics.HELP_RECEIVED,
+        with_(wire(HelpReceived), True, "schemaversion"),
+        "schemaversion: Input should be a valid integer, got True",
+        id="schemaversion-bool",
+    ),
+    pytest.param(
+        topics.HELP_RECEIVED,
+        with_(wire(HelpReceived), 1.0, "schemaversion"),
+        "schemaversion: Input should be a valid integer, got 1.0",
+        id="schemaversion-float",
+    ),
+    pytest.param(
+        topics.HELP_RECEIVED,
         without(wire(HelpReceived), "id"),
         "id: Field required",
         id="no-id-breaks-dedup",
+    ),
+    pytest.param(
+        topics.HELP_RECEIVED,
+        without(wire(HelpReceived), "specversion"),
+        "specversion: Field required",
+        id="no-specversion",
     ),
     pytest.param(
         topics.HELP_RECEIVED,
@@ -283,6 +301,71 @@ def test_invalid_events_are_rejected_with_a_precise_reason(
     topic: str, event: dict[str, Any], reason: str
 ) -> None:
     assert reason_of(topic, orjson.dumps(event)) == reason
+
+
+# Wire variants that the bytes path (pydantic's JSON parser) and the dict path (orjson,
+# then checks in Python) could tell apart: each must come out the same from both.
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj).encode()  # orjson cannot write integers past 64 bits
+
+
+def _variants(cls: type[EventData]) -> list[bytes]:
+    raw = example_event(cls).to_json()
+    out = [raw, raw + b" \n", raw + b"x", raw[:-1], b"\xef\xbb\xbf" + raw]
+    for name in ("specversion", "id", "time", "subject", "type", "data", "schemaversion"):
+        out.append(_dumps(without(wire(cls), name)))
+    for value in (True, 1.0, "1", 0, 2, 10**30, None):
+        out.append(_dumps(with_(wire(cls), value, "schemaversion")))
+    out.append(_dumps(with_(wire(cls), "thrive.other", "type")))
+    out.append(_dumps(with_(wire(cls), "x", "data", "unexpected")))
+    # Duplicate keys (the last one counts in both) and literals orjson refuses.
+    out.append(raw.replace(b'"source":', b'"source":"first","source":', 1))
+    for literal in (b"NaN", b"Infinity", b"1e400", b"123456789012345678901234567890"):
+        out.append(raw.replace(b'"schemaversion":', b'"level":' + literal + b',"schemaversion":'))
+    data = wire(cls)["data"]
+    for name in data:
+        for value in (None, True, 1.5, 10**30, "", "#Python", [], ["#Python", "python"]):
+            out.append(_dumps(with_(wire(cls), value, "data", name)))
+    return out
+
+
+def _parsed_from_a_dict(topic: str, raw: bytes) -> Any:
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return parse_for_topic(topic, raw)  # reasons for non-JSON are worded on this path
+    known = TYPES_BY_TOPIC[topic]
+    cls = known.get(obj.get("type")) if isinstance(obj, dict) else None
+    return parse_event(raw, cls) if cls is not None else parse_for_topic(topic, raw)
+
+
+def _outcome(parse: Any, topic: str, raw: bytes) -> Any:
+    try:
+        return parse(topic, raw)
+    except InvalidEvent as exc:
+        return exc.reason
+
+
+@pytest.mark.parametrize("cls", ALL_EVENTS, ids=EVENT_IDS)
+def test_parsing_from_bytes_accepts_and_refuses_exactly_what_the_dict_path_does(
+    cls: type[EventData],
+) -> None:
+    variants = _variants(cls)
+    assert len(variants) > 30
+    for raw in variants:
+        assert _outcome(parse_for_topic, cls.TOPIC, raw) == _outcome(
+            _parsed_from_a_dict, cls.TOPIC, raw
+        ), raw
+
+
+def test_number_literals_orjson_refuses_are_refused_in_number_fields() -> None:
+    good = example_event(LeaderboardChanged).to_json()
+    for literal in (b"NaN", b"Infinity", b"1e400"):
+        raw = good.replace(b'"score":12.5', b'"score":' + literal, 1)
+        assert raw != good
+        assert reason_of(topics.LEADERBOARD_CHANGED, raw).startswith("<root>: not JSON")
+    big = with_(wire(MilestoneReached), 10**30, "data", "level")
+    assert reason_of(topics.MILESTONE_REACHED, json.dumps(big).encode()).startswith("data.level:")
 
 
 @pytest.mark.parametrize(

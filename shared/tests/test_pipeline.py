@@ -99,12 +99,16 @@ async def running_consumer(
     consumer = EventConsumer(
         service="test",
         name="effects",
-        group_id=f"test-{uuid.uuid4().hex[:8]}",
         topics=[topic],
         handler=handler,
         pool=pool,
         dead_letters=DeadLetters(publisher, service="test", topic=dlq_topic),
-        **{"max_attempts": 2, "retry_backoff": 0.05, **options},
+        **{
+            "group_id": f"test-{uuid.uuid4().hex[:8]}",
+            "max_attempts": 2,
+            "retry_backoff": 0.05,
+            **options,
+        },
     )
     broker = make_broker(stack.kafka_bootstrap, client_id="test-consumer")
     consumer.register(broker)
@@ -540,3 +544,85 @@ async def test_a_batch_failing_transiently_is_retried_with_the_batch_read_ahead_
     for person in {e.subject for e in events}:  # in order per key (per partition)
         applied = [r["event_id"] for r in rows if r["person"] == person]
         assert applied == [e.id for e in events if e.subject == person]
+
+
+async def test_one_batch_with_bad_records_and_a_copy_dead_letters_the_bad_drops_the_copy(
+    stack: Any, db: asyncpg.Pool, topic_factory: Any
+) -> None:
+    # One poll brings good events, records that are not events, a tombstone and a second copy
+    # of an event: the batch handler gets each good event once with its own metadata, the bad
+    # records are dead-lettered with their reasons, and every offset is committed.
+    import orjson
+
+    topic = await topic_factory(topics.HELP_RECEIVED, partitions=1)
+    dlq = await topic_factory("dlq")
+    first, second, third = thanks("grace"), thanks("linus"), thanks("ada")
+    missing_helper = second.model_dump(mode="json")
+    del missing_helper["data"]["helper"]
+    stream: list[tuple[bytes | None, list[tuple[str, bytes]]]] = [
+        (first.to_json(), [("x-origin", b"helpdesk")]),
+        (b"{not json", []),
+        (orjson.dumps(missing_helper), []),
+        (second.to_json(), []),
+        (first.to_json(), []),  # the same event again, in the same batch
+        (None, []),  # a tombstone: skipped, not dead-lettered
+        (third.to_json(), []),
+    ]
+    producer = AIOKafkaProducer(
+        bootstrap_servers=stack.kafka_bootstrap,
+        **{k: v for k, v in PRODUCER_SETTINGS.items() if k != "max_batch_size"},
+    )
+    await producer.start()
+    try:
+        sent = [await producer.send(topic, value, key=b"k", headers=h) for value, h in stream]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+    batches: list[list[tuple[str, RecordMeta]]] = []
+
+    async def batch(
+        conn: asyncpg.Connection, items: Sequence[tuple[Envelope[Any], RecordMeta]]
+    ) -> None:
+        batches.append([(env.id, meta) for env, meta in items])
+        await conn.executemany(
+            "INSERT INTO effects (event_id, person) VALUES ($1, $2)",
+            [(env.id, env.subject) for env, _ in items],
+        )
+
+    group = f"test-{uuid.uuid4().hex[:8]}"
+    async with running_consumer(
+        stack, db, topic, dlq_topic=dlq, batch_handler=batch, group_id=group
+    ):
+        dead = await read_all(stack.kafka_bootstrap, dlq, expect=2)
+        admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+        await admin.start()
+        try:
+
+            async def all_committed() -> bool:
+                offsets = await admin.list_consumer_group_offsets(group)
+                return [o.offset for o in offsets.values()] == [len(stream)]
+
+            await wait_for(all_committed, timeout=20, message="every offset committed")
+        finally:
+            await admin.close()
+
+    assert sorted(await effects(db)) == sorted([first.id, second.id, third.id])
+    assert await db.fetchval("SELECT count(*) FROM inbox WHERE consumer = 'effects'") == 3
+    assert len(batches) == 1, "the records came in one poll"
+    assert [(event_id, meta.offset) for event_id, meta in batches[0]] == [
+        (first.id, 0),
+        (second.id, 3),
+        (third.id, 6),
+    ]
+    metas = [meta for _, meta in batches[0]]
+    assert dict(metas[0].headers) == {"x-origin": "helpdesk"}
+    assert dict(metas[1].headers) == {} and dict(metas[2].trace_headers) == {}
+    assert all((m.topic, m.partition, m.key) == (topic, 0, "k") for m in metas)
+    letters = sorted((DeadLetter.from_headers(r.headers) for r in dead), key=lambda d: d.offset)
+    assert [(d.offset, d.error_class) for d in letters] == [
+        (1, "InvalidEvent"),
+        (2, "InvalidEvent"),
+    ]
+    assert letters[0].error_message.startswith("<root>: not JSON")
+    assert letters[1].error_message == "data.helper: Field required"

@@ -67,7 +67,11 @@ class Envelope(BaseModel, Generic[DataT]):
     datacontenttype: Literal["application/json"] = Field(
         default="application/json", description="Encoding of `data`: always JSON."
     )
-    schemaversion: int = Field(default=1, ge=1, description="Version of `data`'s schema.")
+    # Strict: a version is a JSON integer, never `true`, `1.0` or `"1"` (parsing from bytes
+    # must refuse what parse_event_object's check refuses).
+    schemaversion: int = Field(
+        default=1, ge=1, strict=True, description="Version of `data`'s schema."
+    )
     data: DataT
 
     def to_json(self) -> bytes:

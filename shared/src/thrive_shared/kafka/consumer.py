@@ -20,9 +20,10 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from itertools import chain
+from types import MappingProxyType
 from typing import Any, Literal, TypeAlias
 
 import asyncpg
@@ -88,11 +89,11 @@ class RecordMeta:
     offset: int
     key: str | None
     timestamp_ms: int
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
     # W3C headers (traceparent, tracestate) of this event's CONSUMER span, so work a handler
     # defers (a queued send, a retry) can continue the event's trace later. Empty when there
     # is no trace. In a batch handler the current span links several events: use this.
-    trace_headers: dict[str, str] = field(default_factory=dict)
+    trace_headers: Mapping[str, str] = field(default_factory=dict)
 
 
 Handler = Callable[[asyncpg.Connection, Envelope[Any], RecordMeta], Awaitable[None]]
@@ -134,16 +135,40 @@ class _SlowPath(Exception):
     """The fast path met a failing event: redo the batch one savepoint per event."""
 
 
+# Shared by every record without headers (most of them): read-only, so sharing is safe,
+# and each event saves two dicts (less to allocate, and less for the cycle collector).
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+
+# A frozen dataclass's __init__ sets each field through object.__setattr__, a microsecond
+# per event in all; _meta fills the slots directly instead (every field, checked here).
+_META_FIELDS = ("topic", "partition", "offset", "key", "timestamp_ms", "headers", "trace_headers")
+assert tuple(f.name for f in fields(RecordMeta)) == _META_FIELDS
+(
+    _set_topic,
+    _set_partition,
+    _set_offset,
+    _set_key,
+    _set_timestamp,
+    _set_headers,
+    _set_trace_headers,
+) = (getattr(RecordMeta, name).__set__ for name in _META_FIELDS)
+
+
 def _meta(rec: Record, span: trace.Span | None = None) -> RecordMeta:
-    return RecordMeta(
-        topic=rec.topic,
-        partition=rec.partition,
-        offset=rec.offset,
-        key=rec.key.decode("utf-8", "replace") if rec.key else None,
-        timestamp_ms=rec.timestamp,
-        headers={k: (v or b"").decode("utf-8", "replace") for k, v in (rec.headers or ())},
-        trace_headers=_span_headers(span) if span is not None else {},
+    meta: RecordMeta = object.__new__(RecordMeta)
+    _set_topic(meta, rec.topic)
+    _set_partition(meta, rec.partition)
+    _set_offset(meta, rec.offset)
+    key = rec.key
+    _set_key(meta, key.decode("utf-8", "replace") if key else None)
+    _set_timestamp(meta, rec.timestamp)
+    headers = rec.headers
+    _set_headers(
+        meta,
+        {k: (v or b"").decode("utf-8", "replace") for k, v in headers} if headers else _NO_HEADERS,
     )
+    _set_trace_headers(meta, _span_headers(span) if span is not None else _NO_HEADERS)
+    return meta
 
 
 def _span_headers(span: trace.Span) -> dict[str, str]:
@@ -403,25 +428,31 @@ class EventConsumer:
         """
         started = time.perf_counter()
         events: list[tuple[Record, Envelope[Any], RecordMeta]] = []
+        append = events.append
         failures: list[Failure] = []
         first: dict[TopicPartition, int] = {}
         after: dict[TopicPartition, int] = {}
-        last: tuple[str, int] | None = None
+        last_topic, last_partition = "", -1
         tp = TopicPartition("", -1)
+        high = 0  # the offset after the last record seen on `tp`
         for i, rec in enumerate(records):
             if slice_size and i and not i % slice_size:
                 # The batch being applied continues when its statement returns.
                 started -= time.perf_counter()
                 await asyncio.sleep(0)
                 started += time.perf_counter()
-            if (rec.topic, rec.partition) != last:
-                last = (rec.topic, rec.partition)
-                tp = TopicPartition(rec.topic, rec.partition)
-                first.setdefault(tp, rec.offset)
-            if rec.offset >= after.get(tp, 0):
-                after[tp] = rec.offset + 1
+            topic, offset = rec.topic, rec.offset
+            if rec.partition != last_partition or topic != last_topic:
+                if high:
+                    after[tp] = high
+                last_topic, last_partition = topic, rec.partition
+                tp = TopicPartition(topic, last_partition)
+                first.setdefault(tp, offset)
+                high = after.get(tp, 0)
+            if offset >= high:
+                high = offset + 1
             try:
-                events.append((rec, parse_for_topic(rec.topic, rec.value), _meta(rec)))
+                append((rec, parse_for_topic(topic, rec.value), _meta(rec)))
             except Tombstone:
                 # Compaction markers on directory.person.v1: nothing to apply, nothing wrong.
                 metrics.EVENTS_CONSUMED.labels(
@@ -432,6 +463,8 @@ class EventConsumer:
                 metrics.EVENTS_CONSUMED.labels(
                     self.service, rec.topic, "unknown", "dead_lettered"
                 ).inc()
+        if high:
+            after[tp] = high
         return _Batch(records, events, failures, first, after, time.perf_counter() - started)
 
     async def _apply(self, batch: _Batch) -> None:
