@@ -29,8 +29,8 @@ def test_someone_removed_and_back_before_their_slice_is_counted_once():
     assert not b.sum_team_slice(1)  # one person summed, three to go
     # "a" is summed last: gone and back (with new counters) before their slice comes.
     b.remove("a")
-    b.put("a", Counters(n=7))
-    b.put("c", Counters(n=9))
+    b.add("a", 7, 0, 0, 0, 0)
+    b.add("c", 6, 0, 0, 0, 0)  # 3 -> 9
     while not b.sum_team_slice(1):
         pass
     assert b.team_totals == one_pass(b, teams) == {"red": [9, 0, 0, 0, 0], "blue": [13, 0, 0, 0, 0]}
@@ -39,7 +39,7 @@ def test_someone_removed_and_back_before_their_slice_is_counted_once():
 def test_totals_follow_commits_and_moves_once_summed():
     b, teams = board()
     assert b.team_totals == one_pass(b, teams)
-    b.put("b", Counters(n=1))
+    b.add("b", -1, 0, 0, 0, 0)  # 2 -> 1
     b.move_team("c", "blue", "red")
     teams["c"] = "red"
     assert b.team_totals == one_pass(b, teams)

@@ -248,11 +248,7 @@ class Repository:
             _ints(map(_ND, aggs)),
             _ints(map(_X, aggs)),
             _ints(map(_M, aggs)),
-            _ints(map(_K0, ds)),
-            _ints(map(_K1, ds)),
-            _ints(map(_K2, ds)),
-            _ints(map(_K3, ds)),
-            _ints(map(_K4, ds)),
+            *(_ints(map(window_d, ds)) for window_d in (_K0, _K1, _K2, _K3, _K4)),
             _texts(person_keys),
             list(person_keys.values()),
         )

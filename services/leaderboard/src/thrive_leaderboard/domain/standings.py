@@ -198,26 +198,6 @@ class PeriodStandings:
             else:
                 idx.discard(person)
 
-    def put(self, person: str, counters: Counters) -> None:
-        """Set the person's counters (absolute values, as read from Postgres)."""
-        old = self.counters.get(person)
-        if old != counters:
-            self._set(person, counters, old)
-
-    def _set(self, person: str, counters: Counters, old: Counters | None) -> None:
-        self.counters[person] = counters
-        if self._team_of is not None and (self._team_totals is not None or self._to_sum):
-            self._add_team(person, self._team_of(person), counters, old or ZERO)
-        if self._hidden(person):
-            return
-        scorers = self._scorers
-        for metric, idx in self._indexes.items():
-            s = scorers[metric](counters)
-            if s > 0:
-                idx.set(person, s)
-            else:
-                idx.discard(person)
-
     def remove(self, person: str) -> None:
         """Forget the person entirely (erasure)."""
         old = self.counters.pop(person, None)
